@@ -1,0 +1,1 @@
+//! lpbridge application library (CLI now; unified IAM, SCIM, events and MSP service later).

@@ -1,0 +1,3 @@
+fn main() {
+    println!("lpbridge: under construction");
+}

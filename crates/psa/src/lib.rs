@@ -1,0 +1,1 @@
+//! ConnectWise Manage and Datto Autotask clients behind one trait (a later issue).
