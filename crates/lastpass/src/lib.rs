@@ -2,17 +2,23 @@
 //!
 //! - [`model`]: typed requests and responses for every command, decoded leniently (every variant
 //!   the reference lists: flags as `"0"`/`0`/`false`, `Users` as `{}` or `[]`, `null`/`""` counters…).
+//! - [`decode`]: the decoders themselves, usable on bytes already held.
 //! - [`Client`]: transport, envelope normalisation into one [`Error`], retries with backoff,
 //!   rate limiting, a concurrency cap, paged reads as streams.
 //!
 //! The client never knows whether it talks to the real service or to the sandbox.
 
 pub mod client;
+pub mod decode;
+mod envelope;
 pub mod error;
+mod lenient;
+mod limiter;
 pub mod model;
 
 pub use client::{
-    CallStats, Client, ClientConfig, Credentials, DEFAULT_ENDPOINT, RawResponse, RetryPolicy,
+    CallStats, Client, ClientConfig, CommandClass, Credentials, DEFAULT_ENDPOINT, RawResponse,
+    RetryPolicy, parse_endpoint,
 };
 pub use error::Error;
 pub use lp_types::{Cid, Email, FolderId, GroupName, InvalidValue, Secret, UserId};

@@ -1,1 +1,18 @@
-//! lpbridge application library (CLI now; unified IAM, SCIM, events and MSP service later).
+//! lpbridge application library: the `lpbridge` CLI now; the unified IAM, SCIM, events and MSP
+//! service later.
+//!
+//! - [`cli`]: clap definitions and formatting only.
+//! - [`admin`]: the behaviour of bulk changes (plans, CSV import, group apply, per-user bulk ops).
+//! - [`connections`]: encrypted connection profiles.
+//! - [`output`]: table / json / jsonl / csv writers.
+//! - [`error`]: the one application error and its exit codes (0 ok, 1 error, 2 usage,
+//!   3 partial failure).
+
+pub mod admin;
+pub mod cli;
+pub mod connections;
+pub mod error;
+pub mod output;
+pub mod records;
+
+pub use error::{Error, Result};

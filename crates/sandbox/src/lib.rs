@@ -4,9 +4,13 @@
 //! Datto Autotask beside it.
 //!
 //! Everything is reached over HTTP, like the real services: [`server::spawn`] binds a port and
-//! returns a [`server::SandboxHandle`] with each service's base URL and credentials.
+//! returns a [`server::SandboxHandle`] with each service's base URL and credentials. Around the
+//! emulators: [`faults`] (fault injection, the per-account rate limit, request counters),
+//! [`control`] (the `/_sandbox` control API, documented in `CONTROL.md`), [`activity`] (background
+//! audit events) and [`cli`] (`lpbridge sandbox`: [`cli::SandboxArgs`] and [`cli::run`]).
 
 pub mod activity;
+pub mod cli;
 pub mod clock;
 pub mod control;
 pub mod faults;

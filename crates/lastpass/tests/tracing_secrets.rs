@@ -1,0 +1,52 @@
+//! With every log level on, nothing the client logs contains the provisioning hash.
+
+mod common;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use common::*;
+use lastpass::Email;
+use parking_lot::Mutex;
+use serde_json::json;
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn provhash_never_logged() {
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let s = stub(|req| match req["cmd"].as_str().unwrap() {
+        "getuserdata" => Reply::ok(format!("garbage {PROVHASH}")),
+        "resetpassword" => Reply::Drop,
+        _ => Reply::json(json!({"status":"OK","message": format!("echo {PROVHASH}")})),
+    })
+    .await;
+    let c = client(&s.url);
+    let who = Email::parse("a@x.io").unwrap();
+    let _ = c.all_users().await;
+    let _ = c.reset_password(&who).await;
+    let _ = c.require_password_change(&who).await;
+    let logs = String::from_utf8_lossy(&buf.0.lock()).into_owned();
+    assert!(logs.contains("retrying"), "logging is on: {logs}");
+    assert!(logs.contains("LastPass message"), "{logs}");
+    assert!(!logs.contains(PROVHASH), "{logs}");
+    assert!(!logs.contains(&PROVHASH[..12]), "{logs}");
+}

@@ -1,0 +1,166 @@
+//! Per-e-mail bulk operations (deluser, reinviteuser, resetpassword…): LastPass has one call per
+//! user for these, so they run with bounded concurrency (the client caps requests in flight) and
+//! report one [`ItemResult`] per address, in input order.
+
+use std::future::Future;
+
+use futures::StreamExt;
+use lastpass::{Client, DeleteAction, Email, ToggleOutcome};
+
+use super::{ItemResult, Outcome};
+
+/// How many per-user calls are started at once (the client's own cap still applies).
+pub const CONCURRENCY: usize = 4;
+
+/// A per-user operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserOp {
+    Delete(DeleteAction),
+    Reinvite,
+    ResetPassword,
+    RequirePasswordChange,
+    DisableMfa,
+}
+
+impl UserOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            UserOp::Delete(DeleteAction::Deactivate) => "deactivate",
+            UserOp::Delete(DeleteAction::Remove) => "remove",
+            UserOp::Delete(DeleteAction::Delete) => "delete",
+            UserOp::Delete(DeleteAction::Uninvite) => "uninvite",
+            UserOp::Reinvite => "reinvite",
+            UserOp::ResetPassword => "reset-password",
+            UserOp::RequirePasswordChange => "require-password-change",
+            UserOp::DisableMfa => "disable-mfa",
+        }
+    }
+
+    /// The Enterprise API command behind it.
+    pub fn cmd(self) -> &'static str {
+        match self {
+            UserOp::Delete(_) => "deluser",
+            UserOp::Reinvite => "reinviteuser",
+            UserOp::ResetPassword => "resetpassword",
+            UserOp::RequirePasswordChange => "requiremasterpasswordchange",
+            UserOp::DisableMfa => "disablemultifactor",
+        }
+    }
+
+    /// Whether the CLI asks for confirmation first.
+    pub fn is_destructive(self) -> bool {
+        matches!(self, UserOp::Delete(_))
+    }
+}
+
+/// Runs `op` for every address, `CONCURRENCY` at a time, results in input order.
+pub async fn run_user_op(client: &Client, op: UserOp, emails: &[Email]) -> Vec<ItemResult> {
+    for_each(emails, op.name(), |email| async move {
+        match op {
+            UserOp::Delete(action) => client.delete_user(email, action).await,
+            UserOp::Reinvite => client.reinvite_user(email).await,
+            UserOp::ResetPassword => client.reset_password(email).await,
+            UserOp::RequirePasswordChange => client.require_password_change(email).await,
+            UserOp::DisableMfa => client.disable_multifactor(email).await,
+        }
+    })
+    .await
+}
+
+/// Applies `f` to every address with bounded concurrency.
+pub async fn for_each<'a, F, Fut>(emails: &'a [Email], action: &str, f: F) -> Vec<ItemResult>
+where
+    F: Fn(&'a Email) -> Fut,
+    Fut: Future<Output = Result<(), lastpass::Error>> + 'a,
+{
+    futures::stream::iter(emails.iter().map(|e| {
+        let fut = f(e);
+        async move { (e, fut.await) }
+    }))
+    .buffered(CONCURRENCY)
+    .map(|(email, res)| ItemResult {
+        row: None,
+        email: email.to_string(),
+        action: action.to_owned(),
+        outcome: if res.is_ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        },
+        message: res.err().map(|e| e.to_string()),
+    })
+    .collect()
+    .await
+}
+
+/// Turns a `disableuser`/`enableuser` answer into one result per requested address: changed →
+/// ok, unchanged → unchanged, absent from both lists → failed.
+pub fn toggle_results(
+    action: &str,
+    emails: &[Email],
+    outcome: &ToggleOutcome,
+    error: Option<&str>,
+) -> Vec<ItemResult> {
+    let has = |list: &[String], e: &Email| list.iter().any(|x| x.eq_ignore_ascii_case(e.as_str()));
+    emails
+        .iter()
+        .map(|e| {
+            let (outcome, message) = if has(&outcome.changed, e) {
+                (Outcome::Ok, None)
+            } else if has(&outcome.unchanged, e) {
+                (Outcome::Unchanged, None)
+            } else {
+                (
+                    Outcome::Failed,
+                    Some(
+                        error
+                            .unwrap_or("not reported as changed by LastPass")
+                            .to_owned(),
+                    ),
+                )
+            };
+            ItemResult {
+                row: None,
+                email: e.to_string(),
+                action: action.to_owned(),
+                outcome,
+                message,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toggle_results_classify_every_address() {
+        let emails: Vec<Email> = ["A@x.io", "b@x.io", "c@x.io"]
+            .iter()
+            .map(|s| Email::parse(s).unwrap())
+            .collect();
+        let out = ToggleOutcome {
+            changed: vec!["a@x.io".into()],
+            unchanged: vec!["b@x.io".into()],
+        };
+        let r = toggle_results("disable", &emails, &out, None);
+        assert_eq!(r[0].outcome, Outcome::Ok);
+        assert_eq!(r[0].email, "A@x.io");
+        assert_eq!(r[1].outcome, Outcome::Unchanged);
+        assert_eq!(r[2].outcome, Outcome::Failed);
+        assert!(super::super::check_results(&r).is_err());
+    }
+
+    #[test]
+    fn op_names_and_commands() {
+        assert_eq!(UserOp::Delete(DeleteAction::Uninvite).name(), "uninvite");
+        assert_eq!(UserOp::Delete(DeleteAction::Remove).cmd(), "deluser");
+        assert!(UserOp::Delete(DeleteAction::Deactivate).is_destructive());
+        assert!(!UserOp::Reinvite.is_destructive());
+        assert_eq!(
+            UserOp::RequirePasswordChange.cmd(),
+            "requiremasterpasswordchange"
+        );
+    }
+}

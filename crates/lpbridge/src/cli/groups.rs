@@ -1,0 +1,156 @@
+//! `lpbridge groups …`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use lastpass::{Email, GroupChange, GroupName};
+
+use super::users::{emit_plan, emit_results};
+use super::{Ctx, dedup_emails};
+use crate::admin::groups::{self, DEFAULT_BATCH_SIZE, GroupInfo};
+use crate::admin::{ItemResult, Outcome, attribute_errors, check_results};
+use crate::error::{Error, Result};
+use crate::output::{Emitter, write_one};
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCmd {
+    /// Every group with its members (from getuserdata).
+    #[command(after_help = "Example:\n  lpbridge groups list --format json")]
+    List,
+    /// One group and its members.
+    #[command(after_help = "Example:\n  lpbridge groups get Sales")]
+    Get { name: GroupName },
+    /// Add users to a group (batchchangegrp).
+    #[command(
+        after_help = "Example:\n  lpbridge groups add-members Sales ann@example.com bob@example.com"
+    )]
+    AddMembers {
+        group: GroupName,
+        #[arg(required = true)]
+        emails: Vec<Email>,
+    },
+    /// Remove users from a group (batchchangegrp).
+    #[command(after_help = "Example:\n  lpbridge groups remove-members Sales ann@example.com")]
+    RemoveMembers {
+        group: GroupName,
+        #[arg(required = true)]
+        emails: Vec<Email>,
+    },
+    /// Apply membership changes from a CSV file with the header `email,group,action`
+    /// (action: add|remove). Plans first (no-ops and unknown users skipped), then applies.
+    #[command(
+        after_help = "Example:\n  printf 'email,group,action\\nann@example.com,Sales,add\\n' > changes.csv\n  \
+        lpbridge groups apply changes.csv --dry-run\n  lpbridge groups apply changes.csv"
+    )]
+    Apply {
+        /// CSV file with the header row `email,group,action`.
+        file: PathBuf,
+        /// Users per batchchangegrp call.
+        #[arg(long, default_value_t = DEFAULT_BATCH_SIZE as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        batch_size: u64,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+pub async fn run(ctx: &Ctx, cmd: GroupsCmd) -> Result<()> {
+    match cmd {
+        GroupsCmd::List => {
+            let all = groups::all_groups(ctx.client()?).await?;
+            let mut e = Emitter::new::<GroupInfo>(ctx.format, ctx.stdout());
+            for g in &all {
+                e.emit(g)?;
+            }
+            e.finish()?;
+            Ok(())
+        }
+        GroupsCmd::Get { name } => {
+            let all = groups::all_groups(ctx.client()?).await?;
+            let g = all
+                .into_iter()
+                .find(|g| g.name == name.as_str())
+                .ok_or_else(|| Error::NotFound(format!("no such group: {name}")))?;
+            write_one(ctx.format, ctx.stdout(), &g)?;
+            Ok(())
+        }
+        GroupsCmd::AddMembers { group, emails } => members(ctx, group, emails, true).await,
+        GroupsCmd::RemoveMembers { group, emails } => members(ctx, group, emails, false).await,
+        GroupsCmd::Apply {
+            file,
+            batch_size,
+            dry_run,
+        } => {
+            let label = file.display().to_string();
+            let f = std::fs::File::open(&file)
+                .map_err(|e| Error::usage(format!("cannot open {label}: {e}")))?;
+            let rows = groups::parse_csv(&label, std::io::BufReader::new(f))?;
+            let client = ctx.client()?;
+            let current = groups::current_memberships(client, &rows).await?;
+            let plan = groups::plan(rows, &current, batch_size as usize);
+            eprintln!(
+                "plan: {} row(s): {} change(s) in {} batchchangegrp call(s), {} skipped",
+                plan.items.len(),
+                plan.changes(),
+                plan.calls.len(),
+                plan.items.len() - plan.changes()
+            );
+            if dry_run {
+                return emit_plan(ctx, &plan, &plan.items, &plan.calls);
+            }
+            let results = groups::apply(client, plan).await;
+            emit_results(ctx, &results)?;
+            check_results(&results)
+        }
+    }
+}
+
+async fn members(ctx: &Ctx, group: GroupName, emails: Vec<Email>, add: bool) -> Result<()> {
+    let emails = dedup_emails(emails);
+    let client = ctx.client()?;
+    let changes: Vec<GroupChange> = emails
+        .iter()
+        .map(|e| GroupChange {
+            username: e.clone(),
+            add: if add { vec![group.clone()] } else { vec![] },
+            del: if add { vec![] } else { vec![group.clone()] },
+        })
+        .collect();
+    let action = if add {
+        format!("add to {group}")
+    } else {
+        format!("remove from {group}")
+    };
+    let (errors, whole): (Vec<String>, bool) = match client.change_groups(&changes).await {
+        Ok(()) => (vec![], false),
+        Err(lastpass::Error::Partial { errors, .. }) => (errors, false),
+        Err(e @ (lastpass::Error::Auth | lastpass::Error::Config(_))) => return Err(e.into()),
+        Err(e) => (vec![e.to_string()], true),
+    };
+    let keys: Vec<(&str, Vec<&str>)> = emails
+        .iter()
+        .map(|e| (e.as_str(), vec![group.as_str()]))
+        .collect();
+    let messages = if whole {
+        vec![Some(errors.join("; ")); emails.len()]
+    } else {
+        attribute_errors(&errors, &keys)
+    };
+    let results: Vec<ItemResult> = emails
+        .iter()
+        .zip(messages)
+        .map(|(e, msg)| ItemResult {
+            row: None,
+            email: e.to_string(),
+            action: action.clone(),
+            outcome: if msg.is_some() {
+                Outcome::Failed
+            } else {
+                Outcome::Ok
+            },
+            message: msg,
+        })
+        .collect();
+    emit_results(ctx, &results)?;
+    check_results(&results)
+}

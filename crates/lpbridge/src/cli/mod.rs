@@ -1,0 +1,326 @@
+//! The `lpbridge` command line: clap definitions per area, parsing and formatting only. The
+//! behaviour lives in [`crate::admin`], [`crate::connections`] and the `lastpass` client.
+
+mod api;
+mod connection;
+mod events;
+mod folders;
+mod groups;
+mod sandbox;
+mod sites;
+mod users;
+
+use std::io::{BufWriter, IsTerminal, Stdout, Write};
+use std::sync::OnceLock;
+
+use clap::{Args, Parser, Subcommand};
+use lastpass::{Client, ClientConfig, Credentials, DEFAULT_ENDPOINT};
+use lp_types::{ConnectionId, Email, Secret};
+
+use crate::connections::ProfileStore;
+use crate::error::{Error, Result};
+use crate::output::Format;
+
+const AFTER_LONG_HELP: &str = "\
+CREDENTIALS (first match wins):
+  1. --connection NAME on the command line: that stored profile.
+  2. LPBRIDGE_CID and LPBRIDGE_PROVHASH in the environment (endpoint from --endpoint,
+     else LPBRIDGE_ENDPOINT, else https://lastpass.com/enterpriseapi.php).
+  3. LPBRIDGE_CONNECTION in the environment: that stored profile.
+  4. The stored profile named `default`, or the only stored profile.
+  --endpoint always overrides the endpoint of the chosen credentials.
+
+PROFILES are encrypted at rest (ChaCha20-Poly1305) in LPBRIDGE_HOME (default: the platform
+config dir) with the key from LPBRIDGE_MASTER_KEY (32 bytes, base64 or hex) or a generated
+0600 key file next to them.
+
+OUTPUT: --format table|json|jsonl|csv; JSON when stdout is not a terminal, a table when it is.
+Passwords and provisioning hashes are never taken from arguments and never printed.
+
+EXIT CODES:
+  0  success
+  1  error (LastPass refused, authentication, network, configuration)
+  2  usage error or invalid input, refused before any API call
+  3  partial failure: one or more items of a bulk change failed (the per-item report
+     on stdout says which)
+
+EXAMPLE:
+  lpbridge connection add prod --cid 8771312 --provhash-stdin < provhash.txt
+  lpbridge --connection prod users list --status active --format csv > users.csv";
+
+/// Automate a LastPass Business account: users, groups, shared folders, sites, events.
+#[derive(Debug, Parser)]
+#[command(name = "lpbridge", version, after_long_help = AFTER_LONG_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Stored connection profile to use (or LPBRIDGE_CONNECTION).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub connection: Option<ConnectionId>,
+    /// Enterprise API endpoint URL (overrides the profile's / LPBRIDGE_ENDPOINT).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint: Option<url::Url>,
+    /// Output format [default: table on a terminal, json otherwise].
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<Format>,
+    /// Log to stderr (-v debug, -vv trace) and print upstream call statistics at the end.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Do not ask for confirmation before destructive changes.
+    #[arg(short, long, global = true)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage stored, encrypted connection profiles.
+    #[command(subcommand)]
+    Connection(connection::ConnectionCmd),
+    /// List, look up, invite, import, update and remove users.
+    #[command(subcommand)]
+    Users(users::UsersCmd),
+    /// Groups and their members; bulk membership changes.
+    #[command(subcommand)]
+    Groups(groups::GroupsCmd),
+    /// Shared folders and who has access to them.
+    #[command(subcommand)]
+    Folders(folders::FoldersCmd),
+    /// Push sites into users' vaults.
+    #[command(subcommand)]
+    Sites(sites::SitesCmd),
+    /// The account's event log (reporting).
+    #[command(subcommand)]
+    Events(events::EventsCmd),
+    /// Raw Enterprise API calls.
+    #[command(subcommand)]
+    Api(api::ApiCmd),
+    /// Run the LastPass sandbox (emulator) locally. The first stdout line is JSON with the
+    /// endpoint, cid and provisioning hash; a control API is served under /_sandbox.
+    #[command(
+        after_help = "Example:\n  lpbridge sandbox --listen 127.0.0.1:0 --users 500 --fault 'getuserdata:429:0.1'"
+    )]
+    Sandbox(sandbox::SandboxCmd),
+}
+
+/// What every command gets: the global flags, the resolved format, and a lazily built client.
+pub struct Ctx {
+    pub global: GlobalArgs,
+    pub format: Format,
+    client: OnceLock<Client>,
+}
+
+impl Ctx {
+    pub fn new(global: GlobalArgs) -> Self {
+        let format = Format::resolve(global.format);
+        Self {
+            global,
+            format,
+            client: OnceLock::new(),
+        }
+    }
+
+    /// The client for the resolved credentials (built once).
+    pub fn client(&self) -> Result<&Client> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let (creds, endpoint) = self.resolve_credentials()?;
+        let config = ClientConfig::new(creds).with_endpoint(endpoint);
+        let client = Client::new(config)?;
+        Ok(self.client.get_or_init(|| client))
+    }
+
+    /// The client if one was built (for `--verbose` statistics).
+    pub fn built_client(&self) -> Option<&Client> {
+        self.client.get()
+    }
+
+    /// Credentials and endpoint, by the documented precedence.
+    pub fn resolve_credentials(&self) -> Result<(Credentials, url::Url)> {
+        let from_profile = |name: &ConnectionId| -> Result<(Credentials, url::Url)> {
+            let store = ProfileStore::from_env()?;
+            let p = store.get(name)?.ok_or_else(|| {
+                Error::config(format!(
+                    "no connection named {:?} (see `lpbridge connection list`)",
+                    name.as_str()
+                ))
+            })?;
+            let endpoint = match &self.global.endpoint {
+                Some(e) => e.clone(),
+                None => parse_endpoint(&p.endpoint)?,
+            };
+            Ok((
+                Credentials {
+                    cid: p.cid,
+                    provhash: p.provhash,
+                },
+                endpoint,
+            ))
+        };
+        if let Some(name) = &self.global.connection {
+            return from_profile(name);
+        }
+        if let Some(creds) = Credentials::from_env()? {
+            let endpoint = match &self.global.endpoint {
+                Some(e) => e.clone(),
+                None => match std::env::var("LPBRIDGE_ENDPOINT") {
+                    Ok(e) if !e.is_empty() => parse_endpoint(&e)?,
+                    _ => parse_endpoint(DEFAULT_ENDPOINT)?,
+                },
+            };
+            return Ok((creds, endpoint));
+        }
+        if let Ok(name) = std::env::var("LPBRIDGE_CONNECTION")
+            && !name.is_empty()
+        {
+            return from_profile(&ConnectionId::new(name)?);
+        }
+        let store = ProfileStore::from_env()?;
+        let profiles = store.list()?;
+        let chosen =
+            profiles
+                .iter()
+                .find(|p| p.name.as_str() == "default")
+                .or(if profiles.len() == 1 {
+                    profiles.first()
+                } else {
+                    None
+                });
+        match chosen {
+            Some(p) => from_profile(&p.name.clone()),
+            None if profiles.is_empty() => Err(Error::config(
+                "no LastPass credentials: set LPBRIDGE_CID and LPBRIDGE_PROVHASH, or add a \
+                 profile with `lpbridge connection add NAME --cid N`",
+            )),
+            None => Err(Error::config(format!(
+                "several connection profiles exist ({}); choose one with --connection NAME",
+                profiles
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    pub fn stdout(&self) -> BufWriter<Stdout> {
+        BufWriter::with_capacity(64 * 1024, std::io::stdout())
+    }
+
+    /// Asks before a destructive change unless `--yes`. Refuses (usage error) when stdin is not
+    /// a terminal.
+    pub fn confirm(&self, what: &str) -> Result<()> {
+        if self.global.yes {
+            return Ok(());
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::usage(format!(
+                "refusing to {what} without confirmation: stdin is not a terminal; pass --yes"
+            )));
+        }
+        eprint!("{what}? [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        match answer.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" => Ok(()),
+            _ => Err(Error::Aborted),
+        }
+    }
+}
+
+fn parse_endpoint(s: &str) -> Result<url::Url> {
+    url::Url::parse(s).map_err(|e| Error::config(format!("invalid endpoint URL {s:?}: {e}")))
+}
+
+/// Reads a secret: all of stdin (trailing newline removed) with `from_stdin`, else a hidden
+/// prompt on the terminal. `None` when there is no terminal and `required` is false.
+pub(crate) fn read_secret(what: &str, from_stdin: bool, required: bool) -> Result<Option<Secret>> {
+    if from_stdin {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        let s = s.trim_end_matches(['\r', '\n']).to_owned();
+        if s.is_empty() {
+            return Err(Error::usage(format!("{what}: stdin was empty")));
+        }
+        return Ok(Some(Secret::new(s)));
+    }
+    if !std::io::stdin().is_terminal() {
+        if required {
+            return Err(Error::usage(format!(
+                "{what}: no terminal to prompt on; pipe it with the --*-stdin flag"
+            )));
+        }
+        return Ok(None);
+    }
+    let s = rpassword::prompt_password(format!("{what}: "))?;
+    if s.is_empty() {
+        if required {
+            return Err(Error::usage(format!("{what} must not be empty")));
+        }
+        return Ok(None);
+    }
+    Ok(Some(Secret::new(s)))
+}
+
+/// Removes repeated addresses (case-insensitively), keeping the first spelling and order.
+pub(crate) fn dedup_emails(emails: Vec<Email>) -> Vec<Email> {
+    let mut seen = std::collections::HashSet::new();
+    emails
+        .into_iter()
+        .filter(|e| seen.insert(e.folded().to_owned()))
+        .collect()
+}
+
+/// Sets up tracing on stderr for `-v`.
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,lpbridge=debug,lastpass=debug",
+        _ => "debug,lpbridge=trace,lastpass=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LPBRIDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    init_tracing(cli.global.verbose);
+    let ctx = Ctx::new(cli.global);
+    let result = match cli.command {
+        Command::Connection(c) => connection::run(&ctx, c).await,
+        Command::Users(c) => users::run(&ctx, c).await,
+        Command::Groups(c) => groups::run(&ctx, c).await,
+        Command::Folders(c) => folders::run(&ctx, c).await,
+        Command::Sites(c) => sites::run(&ctx, c).await,
+        Command::Events(c) => events::run(&ctx, c).await,
+        Command::Api(c) => api::run(&ctx, c).await,
+        Command::Sandbox(c) => sandbox::run(c).await,
+    };
+    if ctx.global.verbose > 0
+        && let Some(client) = ctx.built_client()
+    {
+        let s = client.stats();
+        let by_cmd = s
+            .by_cmd
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        eprintln!(
+            "lpbridge: upstream calls: requests={} retries={} {by_cmd}",
+            s.requests, s.retries
+        );
+    }
+    result
+}

@@ -1,0 +1,392 @@
+//! Connection profiles, encrypted at rest.
+//!
+//! The profiles live in one file, `<config dir>/connections.enc`: a JSON envelope holding a random
+//! 96-bit nonce and the ChaCha20-Poly1305 ciphertext of the whole profile list (names, account
+//! numbers, endpoints and provisioning hashes). A new nonce is drawn on every write.
+//!
+//! - config dir: `LPBRIDGE_HOME` when set, else the platform config dir (`~/.config/lpbridge`).
+//! - key: `LPBRIDGE_MASTER_KEY` (32 bytes, base64 or 64 hex digits) when set, else the key file
+//!   `<config dir>/master.key`, generated on first use with mode 0600.
+//!
+//! A wrong key fails authentication of the ciphertext and is reported as such; nothing is
+//! decrypted partially.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use lp_types::{Cid, ConnectionId, Secret};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const STORE_FILE: &str = "connections.enc";
+const KEY_FILE: &str = "master.key";
+const STORE_VERSION: u32 = 1;
+/// Associated data bound to the ciphertext (format and version).
+const AAD: &[u8] = b"lpbridge-connections-v1";
+
+/// One stored connection.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: ConnectionId,
+    pub cid: Cid,
+    pub endpoint: String,
+    pub provhash: Secret,
+}
+
+/// The plaintext inside the envelope (only ever in memory).
+#[derive(Serialize, Deserialize, Default)]
+struct Plain {
+    connections: BTreeMap<String, PlainProfile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PlainProfile {
+    cid: Cid,
+    endpoint: String,
+    provhash: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    version: u32,
+    alg: String,
+    nonce: String,
+    ciphertext: String,
+}
+
+/// Where the key comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// `LPBRIDGE_MASTER_KEY`.
+    Env(String),
+    /// A key file, generated when missing.
+    File(PathBuf),
+}
+
+/// The encrypted profile store.
+#[derive(Debug, Clone)]
+pub struct ProfileStore {
+    dir: PathBuf,
+    key: KeySource,
+}
+
+impl ProfileStore {
+    /// The store for this environment (`LPBRIDGE_HOME`, `LPBRIDGE_MASTER_KEY`).
+    pub fn from_env() -> Result<Self> {
+        let dir = match std::env::var_os("LPBRIDGE_HOME") {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => directories::ProjectDirs::from("", "", "lpbridge")
+                .map(|p| p.config_dir().to_path_buf())
+                .ok_or_else(|| {
+                    Error::config("cannot find a config directory; set LPBRIDGE_HOME")
+                })?,
+        };
+        let key = match std::env::var("LPBRIDGE_MASTER_KEY") {
+            Ok(k) if !k.is_empty() => KeySource::Env(k),
+            _ => KeySource::File(dir.join(KEY_FILE)),
+        };
+        Ok(Self { dir, key })
+    }
+
+    pub fn new(dir: impl Into<PathBuf>, key: KeySource) -> Self {
+        Self {
+            dir: dir.into(),
+            key,
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(STORE_FILE)
+    }
+
+    /// Every profile, by name.
+    pub fn list(&self) -> Result<Vec<Profile>> {
+        let plain = self.load()?;
+        plain
+            .connections
+            .into_iter()
+            .map(|(name, p)| {
+                Ok(Profile {
+                    name: ConnectionId::new(name)?,
+                    cid: p.cid,
+                    endpoint: p.endpoint,
+                    provhash: Secret::new(p.provhash),
+                })
+            })
+            .collect()
+    }
+
+    pub fn get(&self, name: &ConnectionId) -> Result<Option<Profile>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .find(|p| p.name.as_str() == name.as_str()))
+    }
+
+    /// Adds or (with `overwrite`) replaces a profile.
+    pub fn add(&self, profile: &Profile, overwrite: bool) -> Result<()> {
+        let mut plain = self.load()?;
+        if !overwrite && plain.connections.contains_key(profile.name.as_str()) {
+            return Err(Error::usage(format!(
+                "connection {:?} already exists (pass --overwrite to replace it)",
+                profile.name.as_str()
+            )));
+        }
+        plain.connections.insert(
+            profile.name.as_str().to_owned(),
+            PlainProfile {
+                cid: profile.cid,
+                endpoint: profile.endpoint.clone(),
+                provhash: profile.provhash.expose().to_owned(),
+            },
+        );
+        self.save(&plain)
+    }
+
+    /// Removes a profile; `false` when it did not exist.
+    pub fn remove(&self, name: &ConnectionId) -> Result<bool> {
+        let mut plain = self.load()?;
+        let existed = plain.connections.remove(name.as_str()).is_some();
+        if existed {
+            self.save(&plain)?;
+        }
+        Ok(existed)
+    }
+
+    fn load(&self) -> Result<Plain> {
+        let path = self.path();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Plain::default()),
+            Err(e) => {
+                return Err(Error::config(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        let env: Envelope = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::config(format!("{} is not a connection store: {e}", path.display()))
+        })?;
+        if env.version != STORE_VERSION {
+            return Err(Error::config(format!(
+                "{}: unsupported store version {}",
+                path.display(),
+                env.version
+            )));
+        }
+        // Only read (never create) the key when there is something to decrypt.
+        let cipher = ChaCha20Poly1305::new(&self.key(false)?);
+        let nonce = B64
+            .decode(&env.nonce)
+            .ok()
+            .filter(|n| n.len() == 12)
+            .ok_or_else(|| Error::config(format!("{}: corrupt nonce", path.display())))?;
+        let ct = B64
+            .decode(&env.ciphertext)
+            .map_err(|_| Error::config(format!("{}: corrupt ciphertext", path.display())))?;
+        let plain = cipher
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                chacha20poly1305::aead::Payload { msg: &ct, aad: AAD },
+            )
+            .map_err(|_| {
+                Error::config(format!(
+                    "cannot decrypt {}: wrong master key (LPBRIDGE_MASTER_KEY or {}) or a \
+                     corrupted file",
+                    path.display(),
+                    self.dir.join(KEY_FILE).display()
+                ))
+            })?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| Error::config(format!("{}: corrupt profile data: {e}", path.display())))
+    }
+
+    fn save(&self, plain: &Plain) -> Result<()> {
+        create_private_dir(&self.dir)?;
+        let cipher = ChaCha20Poly1305::new(&self.key(true)?);
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let msg = serde_json::to_vec(plain)
+            .map_err(|e| Error::config(format!("cannot encode profiles: {e}")))?;
+        let ct = cipher
+            .encrypt(
+                &nonce,
+                chacha20poly1305::aead::Payload {
+                    msg: &msg,
+                    aad: AAD,
+                },
+            )
+            .map_err(|_| Error::config("encryption failed"))?;
+        let env = Envelope {
+            version: STORE_VERSION,
+            alg: "chacha20poly1305".into(),
+            nonce: B64.encode(nonce),
+            ciphertext: B64.encode(ct),
+        };
+        let body = serde_json::to_vec_pretty(&env)
+            .map_err(|e| Error::config(format!("cannot encode store: {e}")))?;
+        write_private(&self.path(), &body)
+    }
+
+    /// The 32-byte key; with `create`, a missing key file is generated.
+    fn key(&self, create: bool) -> Result<Key> {
+        match &self.key {
+            KeySource::Env(s) => parse_key(s).ok_or_else(|| {
+                Error::config(
+                    "LPBRIDGE_MASTER_KEY must be 32 bytes, as base64 or 64 hex digits \
+                     (e.g. `openssl rand -base64 32`)",
+                )
+            }),
+            KeySource::File(path) => match std::fs::read_to_string(path) {
+                Ok(s) => parse_key(s.trim()).ok_or_else(|| {
+                    Error::config(format!("{} does not hold a 32-byte key", path.display()))
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                    let key = ChaCha20Poly1305::generate_key(&mut OsRng);
+                    if let Some(parent) = path.parent() {
+                        create_private_dir(parent)?;
+                    }
+                    write_private(path, format!("{}\n", B64.encode(key)).as_bytes())?;
+                    Ok(key)
+                }
+                Err(e) => Err(Error::config(format!(
+                    "cannot read the master key {}: {e}",
+                    path.display()
+                ))),
+            },
+        }
+    }
+}
+
+/// A 32-byte key from base64 or hex.
+fn parse_key(s: &str) -> Option<Key> {
+    let s = s.trim();
+    let bytes = if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+        (0..32)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()?
+    } else {
+        B64.decode(s).ok()?
+    };
+    (bytes.len() == 32).then(|| *Key::from_slice(&bytes))
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::config(format!("cannot create {}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+/// Writes `body` to `path` atomically (temp file + rename) with mode 0600.
+fn write_private(path: &Path, body: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let err = |e: std::io::Error| Error::config(format!("cannot write {}: {e}", path.display()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(err)?;
+    f.write_all(body).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROVHASH: &str = "f3c9b1e0a4d54c7e9b2a6d8e1f0c3b5a7d9e2f4a6c8b0d1e3f5a7c9b1d3e5f7a";
+
+    fn profile(name: &str) -> Profile {
+        Profile {
+            name: ConnectionId::new(name).unwrap(),
+            cid: Cid(8771312),
+            endpoint: "http://127.0.0.1:1/enterpriseapi.php".into(),
+            provhash: Secret::new(PROVHASH),
+        }
+    }
+
+    #[test]
+    fn roundtrip_and_ciphertext_hides_the_provhash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::new(dir.path(), KeySource::File(dir.path().join(KEY_FILE)));
+        store.add(&profile("prod"), false).unwrap();
+        let raw = std::fs::read_to_string(store.path()).unwrap();
+        assert!(!raw.contains(PROVHASH));
+        assert!(!raw.contains(&B64.encode(PROVHASH)));
+        assert!(!raw.contains("8771312"), "cid is encrypted too");
+        assert!(!raw.contains("prod"), "names are encrypted too");
+        let got = store
+            .get(&ConnectionId::new("prod").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.provhash.expose(), PROVHASH);
+        assert_eq!(got.cid, Cid(8771312));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.path().join(KEY_FILE)), 0o600);
+            assert_eq!(mode(&store.path()), 0o600);
+        }
+    }
+
+    #[test]
+    fn wrong_key_fails_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let k1 = B64.encode([7u8; 32]);
+        let k2 = B64.encode([8u8; 32]);
+        let store = ProfileStore::new(dir.path(), KeySource::Env(k1));
+        store.add(&profile("prod"), false).unwrap();
+        let wrong = ProfileStore::new(dir.path(), KeySource::Env(k2));
+        let err = wrong.list().unwrap_err();
+        assert!(err.to_string().contains("wrong master key"), "{err}");
+        assert!(!err.to_string().contains(PROVHASH));
+        // A malformed key is refused with a message, not a panic.
+        let bad = ProfileStore::new(dir.path(), KeySource::Env("short".into()));
+        assert!(bad.list().unwrap_err().to_string().contains("32 bytes"));
+    }
+
+    #[test]
+    fn hex_key_accepted_and_fresh_nonce_each_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::new(dir.path(), KeySource::Env("ab".repeat(32)));
+        store.add(&profile("a"), false).unwrap();
+        let first = std::fs::read_to_string(store.path()).unwrap();
+        store.add(&profile("a"), true).unwrap();
+        let second = std::fs::read_to_string(store.path()).unwrap();
+        assert_ne!(first, second, "a new nonce on every write");
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn add_refuses_duplicates_and_remove_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::new(dir.path(), KeySource::File(dir.path().join(KEY_FILE)));
+        assert!(store.list().unwrap().is_empty());
+        assert!(
+            !dir.path().join(KEY_FILE).exists(),
+            "listing creates no key"
+        );
+        store.add(&profile("a"), false).unwrap();
+        assert!(store.add(&profile("a"), false).is_err());
+        assert!(store.remove(&ConnectionId::new("a").unwrap()).unwrap());
+        assert!(!store.remove(&ConnectionId::new("a").unwrap()).unwrap());
+    }
+}

@@ -1,0 +1,1312 @@
+//! End-to-end tests: the real `lpbridge` binary against an in-process sandbox on 127.0.0.1:0.
+//!
+//! Each test spawns its own sandbox (`sandbox::spawn`), runs the binary with
+//! `LPBRIDGE_ENDPOINT/CID/PROVHASH` and a temporary `LPBRIDGE_HOME`, and asserts on stdout, the
+//! exit code and the sandbox's state and request counters. No sleeps: every wait is on a child
+//! process or an HTTP answer.
+#![cfg(feature = "sandbox")]
+
+use std::collections::HashSet;
+use std::process::Stdio;
+
+use sandbox::faults::{FaultKind, FaultRule};
+use sandbox::{SandboxConfig, SandboxHandle};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+const BIN: &str = env!("CARGO_BIN_EXE_lpbridge");
+
+struct Env {
+    sb: SandboxHandle,
+    home: tempfile::TempDir,
+    cid: u64,
+    provhash: String,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+    fn jsonl(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+    fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+async fn spawn_with(config: SandboxConfig) -> Env {
+    let sb = sandbox::spawn(config).await.expect("sandbox starts");
+    let acc = sb.primary_account();
+    Env {
+        cid: acc.cid,
+        provhash: acc.provhash,
+        sb,
+        home: tempfile::tempdir().unwrap(),
+    }
+}
+
+async fn spawn_env() -> Env {
+    spawn_with(SandboxConfig::for_tests()).await
+}
+
+impl Env {
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(BIN);
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LPBRIDGE_HOME", self.home.path())
+            .env("LPBRIDGE_ENDPOINT", self.sb.lastpass_endpoint())
+            .env("LPBRIDGE_CID", self.cid.to_string())
+            .env("LPBRIDGE_PROVHASH", &self.provhash)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    async fn run_cmd(&self, mut c: tokio::process::Command, stdin: Option<&str>) -> Out {
+        c.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let mut child = c.spawn().expect("lpbridge runs");
+        if let Some(input) = stdin {
+            let mut s = child.stdin.take().unwrap();
+            s.write_all(input.as_bytes()).await.unwrap();
+            drop(s);
+        }
+        let o = child.wait_with_output().await.unwrap();
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(o.stdout).unwrap(),
+            stderr: String::from_utf8(o.stderr).unwrap(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Out {
+        self.run_cmd(self.command(args), None).await
+    }
+
+    async fn run_stdin(&self, args: &[&str], stdin: &str) -> Out {
+        self.run_cmd(self.command(args), Some(stdin)).await
+    }
+
+    /// Every username in the sandbox, via the CLI.
+    async fn usernames(&self) -> Vec<String> {
+        self.run(&["users", "list", "--format", "jsonl"])
+            .await
+            .ok()
+            .jsonl()
+            .iter()
+            .map(|u| u["username"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn user_count(&self) -> usize {
+        self.sb
+            .lastpass
+            .accounts()
+            .into_iter()
+            .find(|a| a.cid == self.cid)
+            .unwrap()
+            .users
+    }
+
+    fn calls(&self, cmd: &str) -> u64 {
+        self.sb.stats().requests_for(cmd)
+    }
+
+    fn file(&self, name: &str, body: &str) -> String {
+        let p = self.home.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    }
+}
+
+// ---- users ------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_list_streams_every_user_with_2000_per_page() {
+    let mut cfg = SandboxConfig::for_tests();
+    cfg.lastpass.accounts[0].seed.users = 4500;
+    let env = spawn_with(cfg).await;
+    env.sb.reset_stats();
+    let out = env.run(&["users", "list", "--format", "jsonl"]).await.ok();
+    let users = out.jsonl();
+    assert_eq!(users.len(), 4500);
+    let unique: HashSet<&str> = users
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(unique.len(), 4500, "no user twice");
+    assert_eq!(env.calls("getuserdata"), 3, "ceil(4500/2000) pages");
+    assert!(users.iter().all(|u| u["status"].is_string()));
+
+    env.sb.reset_stats();
+    let limited = env
+        .run(&["users", "list", "--format", "jsonl", "--limit", "5"])
+        .await
+        .ok();
+    assert_eq!(limited.jsonl().len(), 5);
+    assert_eq!(env.calls("getuserdata"), 1, "stops after the first page");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_list_filters_and_formats() {
+    let env = spawn_env().await;
+    let all = env
+        .run(&["users", "list", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    let all = all.as_array().unwrap().clone();
+    assert_eq!(all.len(), env.user_count());
+    for status in ["active", "disabled", "invited"] {
+        let out = env
+            .run(&["users", "list", "--status", status, "--format", "jsonl"])
+            .await
+            .ok();
+        let expected = all.iter().filter(|u| u["status"] == status).count();
+        let got = out.jsonl();
+        assert_eq!(got.len(), expected, "status {status}");
+        assert!(got.iter().all(|u| u["status"] == status));
+    }
+    let admins = env
+        .run(&["users", "list", "--admin", "--format", "jsonl"])
+        .await
+        .ok();
+    assert!(admins.jsonl().iter().all(|u| u["admin"] == true));
+
+    // CSV has a header and one row per user.
+    let csv = env.run(&["users", "list", "--format", "csv"]).await.ok();
+    let mut lines = csv.stdout.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("id,username,fullname,status")
+    );
+    assert_eq!(lines.count(), all.len());
+
+    // --email: server-side lookups, only those users.
+    let first = all[0]["username"].as_str().unwrap();
+    let second = all[1]["username"].as_str().unwrap();
+    let some = env
+        .run(&[
+            "users", "list", "--email", first, "--email", second, "--format", "jsonl",
+        ])
+        .await
+        .ok();
+    let got: Vec<String> = some
+        .jsonl()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got, [first, second]);
+
+    // A group filter keeps only members.
+    if let Some(g) = all
+        .iter()
+        .find_map(|u| u["groups"].as_array().and_then(|g| g.first()).cloned())
+    {
+        let g = g.as_str().unwrap();
+        let members = env
+            .run(&["users", "list", "--group", g, "--format", "jsonl"])
+            .await
+            .ok();
+        let m = members.jsonl();
+        assert!(!m.is_empty());
+        assert!(
+            m.iter()
+                .all(|u| u["groups"].as_array().unwrap().iter().any(|x| x == g))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_before_any_call() {
+    let env = spawn_env().await;
+    env.sb.reset_stats();
+    let o = env.run(&["users", "get", "not-an-email"]).await;
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("not-an-email"), "{}", o.stderr);
+    let o = env.run(&["users", "list", "--format", "xml"]).await;
+    assert_eq!(o.code, 2);
+    let o = env
+        .run(&[
+            "sites",
+            "push",
+            "--all",
+            "--user",
+            "a@b.co",
+            "--url",
+            "https://x.io",
+            "--label",
+            "X",
+        ])
+        .await;
+    assert_eq!(o.code, 2);
+    let o = env
+        .run(&[
+            "sites",
+            "push",
+            "--all",
+            "--url",
+            "https://x.io",
+            "--label",
+            "X",
+            "--username-type",
+            "custom",
+        ])
+        .await;
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("--username"));
+    let csv = env.file(
+        "bad.csv",
+        "email,fullname\nok@example.com,Ok\nnope,Bad\n\nok@EXAMPLE.com,Dup\n",
+    );
+    let o = env.run(&["users", "import", &csv]).await;
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr.contains("line 3") && o.stderr.contains("\"nope\""),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("line 5") && o.stderr.contains("duplicate"),
+        "{}",
+        o.stderr
+    );
+    let o = env.run(&["users", "deactivate", "a@example.com"]).await;
+    assert_eq!(o.code, 2, "no terminal, no --yes");
+    assert!(o.stderr.contains("--yes"));
+    let o = env
+        .run(&[
+            "events",
+            "list",
+            "--from",
+            "2026-01-05",
+            "--to",
+            "2026-01-01",
+        ])
+        .await;
+    assert_eq!(o.code, 2);
+    assert_eq!(
+        env.sb.stats().total.requests,
+        0,
+        "nothing reached the sandbox"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_get_invite_update_and_lifecycle() {
+    let env = spawn_env().await;
+    let o = env.run(&["users", "get", "nobody@example.com"]).await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("no such user"));
+
+    let before = env.user_count();
+    env.run(&[
+        "users",
+        "invite",
+        "new.hire@example.com",
+        "--name",
+        "New Hire",
+    ])
+    .await
+    .ok();
+    assert_eq!(env.user_count(), before + 1);
+    assert!(
+        env.sb
+            .lastpass
+            .inspect_user(env.cid, "new.hire@example.com")
+            .is_some()
+    );
+    // LastPass lists a pending invitee by name only.
+    let u = env
+        .run(&["users", "get", "new.hire@example.com", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(u["status"], "invited");
+    let invited = env
+        .run(&["users", "list", "--status", "invited", "--format", "jsonl"])
+        .await
+        .ok();
+    assert!(
+        invited
+            .jsonl()
+            .iter()
+            .any(|u| u["username"] == "new.hire@example.com")
+    );
+    let again = env.run(&["users", "invite", "new.hire@example.com"]).await;
+    assert_eq!(
+        again.code, 2,
+        "inviting an existing invitee is refused: {}",
+        again.stderr
+    );
+    assert!(again.stderr.contains("reinvite"));
+    assert_eq!(env.user_count(), before + 1);
+
+    // A created user with a password read from stdin; the password never appears anywhere.
+    let o = env
+        .run_stdin(
+            &[
+                "users",
+                "invite",
+                "pw.user@example.com",
+                "--name",
+                "Pw User",
+                "--password-stdin",
+                "--no-reset-required",
+            ],
+            "Sup3r-Secret-Pw!\n",
+        )
+        .await
+        .ok();
+    assert!(!o.stdout.contains("Sup3r") && !o.stderr.contains("Sup3r"));
+    let u = env
+        .run(&["users", "get", "pw.user@example.com", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(u["fullname"], "Pw User");
+    assert_eq!(u["status"], "active");
+
+    env.run(&[
+        "users",
+        "update",
+        "pw.user@example.com",
+        "--name",
+        "Renamed User",
+    ])
+    .await
+    .ok();
+    let u = env
+        .run(&["users", "get", "pw.user@example.com", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(u["fullname"], "Renamed User");
+
+    let before = env.user_count();
+    env.run(&["users", "uninvite", "new.hire@example.com", "--yes"])
+        .await
+        .ok();
+    assert_eq!(env.user_count(), before - 1);
+    assert_eq!(
+        env.run(&["users", "get", "new.hire@example.com"])
+            .await
+            .code,
+        1
+    );
+    env.run(&["users", "delete", "pw.user@example.com", "--yes"])
+        .await
+        .ok();
+    assert_eq!(env.user_count(), before - 2);
+    assert!(
+        env.sb
+            .lastpass
+            .inspect_user(env.cid, "pw.user@example.com")
+            .is_none()
+    );
+
+    let email = env
+        .run(&[
+            "users", "list", "--status", "active", "--format", "jsonl", "--limit", "1",
+        ])
+        .await
+        .ok()
+        .jsonl()[0]["username"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for cmd in [
+        "reinvite",
+        "require-password-change",
+        "reset-password",
+        "disable-mfa",
+    ] {
+        let o = env.run(&["users", cmd, &email, "--format", "json"]).await;
+        assert!(o.code == 0 || o.code == 3, "{cmd}: {}", o.stderr);
+        let r = o.json();
+        assert_eq!(r[0]["email"], email.as_str());
+    }
+
+    // disable → disabled; enable → active.
+    env.run(&["users", "disable", &email]).await.ok();
+    let u = env
+        .run(&["users", "get", &email, "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(u["status"], "disabled");
+    env.run(&["users", "enable", &email]).await.ok();
+    let u = env
+        .run(&["users", "get", &email, "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(u["disabled"], false);
+
+    // Bulk with one unknown user: partial, exit 3, per-item report.
+    let o = env
+        .run(&[
+            "users",
+            "reset-password",
+            &email,
+            "ghost@example.com",
+            "--format",
+            "json",
+        ])
+        .await;
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    let r = o.json();
+    assert_eq!(r[0]["outcome"], "ok");
+    assert_eq!(r[1]["outcome"], "failed");
+
+    // Destructive bulk with --yes.
+    env.run(&["users", "deactivate", &email, "--yes"])
+        .await
+        .ok();
+    let u = env
+        .run(&["users", "get", &email, "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(u["disabled"], true);
+    env.run(&["users", "update-email", &email, "moved@example.com"])
+        .await
+        .ok();
+    env.run(&["users", "expired-passwords", "--format", "json"])
+        .await
+        .ok()
+        .json();
+}
+
+// ---- import -----------------------------------------------------------------------------
+
+fn import_csv(env: &Env, new: usize, existing: &[String]) -> String {
+    let mut s = String::from("email,fullname,groups\n");
+    for e in existing {
+        s.push_str(&format!("{e},Existing,\n"));
+    }
+    for i in 0..new {
+        s.push_str(&format!("import{i:04}@example.com,Imported {i},Imported\n"));
+    }
+    env.file("import.csv", &s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_plans_then_applies_in_batches_and_reruns_idempotently() {
+    let env = spawn_env().await;
+    let existing: Vec<String> = env.usernames().await.into_iter().take(2).collect();
+    let csv = import_csv(&env, 25, &existing);
+    let before = env.user_count();
+
+    env.sb.reset_stats();
+    let plan = env
+        .run(&[
+            "users",
+            "import",
+            &csv,
+            "--batch-size",
+            "10",
+            "--dry-run",
+            "--format",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(env.calls("batchadd"), 0, "dry run changes nothing");
+    assert_eq!(
+        env.calls("getuserdata"),
+        1,
+        "one streamed listing, not one call per row"
+    );
+    assert_eq!(plan["calls"].as_array().unwrap().len(), 3);
+    let items = plan["items"].as_array().unwrap();
+    assert_eq!(items.len(), 27);
+    assert_eq!(items[0]["action"], "skip");
+    assert_eq!(items[0]["line"], 2);
+    assert_eq!(items[2]["action"], "create");
+    assert_eq!(env.user_count(), before);
+
+    env.sb.reset_stats();
+    let report = env
+        .run(&[
+            "users",
+            "import",
+            &csv,
+            "--batch-size",
+            "10",
+            "--format",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(env.calls("batchadd"), 3, "ceil(25/10)");
+    let rows = report.as_array().unwrap();
+    assert_eq!(rows.len(), 27);
+    assert_eq!(
+        rows.iter().filter(|r| r["outcome"] == "created").count(),
+        25
+    );
+    assert_eq!(rows.iter().filter(|r| r["outcome"] == "skipped").count(), 2);
+    assert_eq!(env.user_count(), before + 25);
+    let g = env
+        .sb
+        .lastpass
+        .inspect_user(env.cid, "import0007@example.com");
+    assert!(g.is_some());
+
+    env.sb.reset_stats();
+    let again = env
+        .run(&["users", "import", &csv, "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(env.calls("batchadd"), 0);
+    assert!(
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["outcome"] == "skipped")
+    );
+    assert_eq!(env.user_count(), before + 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_under_faults_creates_no_duplicates() {
+    let env = spawn_env().await;
+    let csv = import_csv(&env, 30, &[]);
+    let before = env.user_count();
+    // A throttled listing, a 503 and an applied-but-truncated batchadd answer (ambiguous).
+    env.sb
+        .faults
+        .add(FaultRule::new("getuserdata", FaultKind::Status { status: 429 }).count(1));
+    env.sb
+        .faults
+        .add(FaultRule::new("batchadd", FaultKind::Status { status: 503 }).count(1));
+    env.sb
+        .faults
+        .add(FaultRule::new("batchadd", FaultKind::Truncate).count(1));
+    let o = env
+        .run(&[
+            "users",
+            "import",
+            &csv,
+            "--batch-size",
+            "10",
+            "--format",
+            "json",
+        ])
+        .await;
+    // Whatever the client decided, a re-run completes the import and nobody exists twice.
+    assert!(o.code == 0 || o.code == 3, "{}", o.stderr);
+    env.run(&[
+        "users",
+        "import",
+        &csv,
+        "--batch-size",
+        "10",
+        "--format",
+        "json",
+    ])
+    .await
+    .ok();
+    assert_eq!(env.user_count(), before + 30);
+    let names = env.usernames().await;
+    let unique: HashSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    assert_eq!(unique.len(), names.len(), "no duplicates");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_with_a_failing_batch_reports_rows_exits_3_and_a_rerun_completes() {
+    let env = spawn_env().await;
+    let csv = import_csv(&env, 20, &[]);
+    let before = env.user_count();
+    // Every batchadd fails with 500 (retries exhausted): nothing is created.
+    env.sb.faults.add(FaultRule::new(
+        "batchadd",
+        FaultKind::Status { status: 500 },
+    ));
+    let o = env
+        .run(&[
+            "users",
+            "import",
+            &csv,
+            "--batch-size",
+            "10",
+            "--format",
+            "json",
+        ])
+        .await;
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    let rows = o.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 20);
+    assert!(
+        rows.iter()
+            .all(|r| r["outcome"] == "failed" || r["outcome"] == "not_attempted")
+    );
+    assert_eq!(rows[0]["row"], 2);
+    assert!(rows[0]["message"].as_str().unwrap().contains("500"));
+    assert_eq!(env.user_count(), before);
+    env.sb.faults.clear();
+    env.sb.reset_stats();
+    env.run(&[
+        "users",
+        "import",
+        &csv,
+        "--batch-size",
+        "10",
+        "--format",
+        "json",
+    ])
+    .await
+    .ok();
+    assert_eq!(env.calls("batchadd"), 2);
+    assert_eq!(env.user_count(), before + 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_listing_exits_1_with_a_decode_message() {
+    let env = spawn_env().await;
+    env.sb
+        .faults
+        .add(FaultRule::new("getuserdata", FaultKind::Malformed));
+    let o = env.run(&["users", "list", "--format", "jsonl"]).await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("getuserdata"), "{}", o.stderr);
+    assert!(!o.stderr.contains(&env.provhash));
+}
+
+// ---- groups -----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_list_get_members_and_apply() {
+    let env = spawn_env().await;
+    let groups = env
+        .run(&["groups", "list", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    let groups = groups.as_array().unwrap().clone();
+    assert!(!groups.is_empty());
+    let name = groups[0]["name"].as_str().unwrap().to_owned();
+    let g = env
+        .run(&["groups", "get", &name, "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(g["name"], name.as_str());
+    assert_eq!(
+        g["member_count"].as_u64().unwrap() as usize,
+        g["members"].as_array().unwrap().len()
+    );
+    assert_eq!(env.run(&["groups", "get", "No Such Group"]).await.code, 1);
+
+    // Two active users outside group g0, and a second group g1.
+    let g0 = name.clone();
+    let g1 = groups[1]["name"].as_str().unwrap().to_owned();
+    let active = env
+        .run(&["users", "list", "--status", "active", "--format", "jsonl"])
+        .await
+        .ok()
+        .jsonl();
+    let outside: Vec<String> = active
+        .iter()
+        .filter(|u| {
+            !u["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g == g0.as_str() || g == g1.as_str())
+        })
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect();
+    let (a, b) = (&outside[0], &outside[1]);
+    let members_of = |g: Value| -> Vec<String> {
+        g["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_lowercase())
+            .collect()
+    };
+    env.run(&["groups", "add-members", &g0, a, b]).await.ok();
+    let g = env
+        .run(&["groups", "get", &g0, "--format", "json"])
+        .await
+        .ok()
+        .json();
+    let m = members_of(g);
+    assert!(m.contains(&a.to_lowercase()) && m.contains(&b.to_lowercase()));
+    env.run(&["groups", "remove-members", &g0, b]).await.ok();
+    let m = members_of(
+        env.run(&["groups", "get", &g0, "--format", "json"])
+            .await
+            .ok()
+            .json(),
+    );
+    assert!(!m.contains(&b.to_lowercase()));
+
+    let csv = env.file(
+        "changes.csv",
+        &format!("email,group,action\n{a},{g0},add\n{b},{g0},add\n{a},{g1},add\nghost@example.com,{g0},add\n{b},{g1},remove\n"),
+    );
+    env.sb.reset_stats();
+    let plan = env
+        .run(&["groups", "apply", &csv, "--dry-run", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(env.calls("batchchangegrp"), 0, "a dry run changes nothing");
+    let items = plan["items"].as_array().unwrap();
+    assert_eq!(items[0]["action"], "skip", "already a member");
+    assert_eq!(items[1]["action"], "add");
+    assert_eq!(items[2]["action"], "add");
+    assert_eq!(items[3]["reason"], "no such user");
+    assert_eq!(items[4]["reason"], format!("not a member of {g1}"));
+    assert_eq!(plan["calls"].as_array().unwrap().len(), 1);
+    let report = env
+        .run(&["groups", "apply", &csv, "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(env.calls("batchchangegrp"), 1);
+    assert_eq!(report[1]["outcome"], "ok");
+    assert_eq!(report[3]["outcome"], "skipped");
+    assert!(
+        members_of(
+            env.run(&["groups", "get", &g1, "--format", "json"])
+                .await
+                .ok()
+                .json()
+        )
+        .contains(&a.to_lowercase())
+    );
+    assert!(
+        members_of(
+            env.run(&["groups", "get", &g0, "--format", "json"])
+                .await
+                .ok()
+                .json()
+        )
+        .contains(&b.to_lowercase())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_changes_for_unknown_users_report_warn_items() {
+    let env = spawn_env().await;
+    let groups = env
+        .run(&["groups", "list", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    let g = groups[0]["name"].as_str().unwrap().to_owned();
+    let a = env
+        .run(&["users", "list", "--status", "active", "--format", "jsonl"])
+        .await
+        .ok()
+        .jsonl()
+        .into_iter()
+        .find(|u| {
+            !u["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x == g.as_str())
+        })
+        .unwrap()["username"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let o = env
+        .run(&[
+            "groups",
+            "add-members",
+            &g,
+            &a,
+            "ghost@example.com",
+            "--format",
+            "json",
+        ])
+        .await;
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    let r = o.json();
+    assert_eq!(r[0]["outcome"], "ok");
+    assert_eq!(r[1]["outcome"], "failed");
+    assert!(
+        r[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ghost@example.com")
+    );
+
+    // A WARN naming no user (a group the API cannot create) fails every item, never "ok".
+    let o = env
+        .run(&[
+            "groups",
+            "add-members",
+            "No Such Group",
+            &a,
+            "--format",
+            "json",
+        ])
+        .await;
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert_eq!(o.json()[0]["outcome"], "failed");
+}
+
+// ---- folders, sites, events, api ------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_list_get_and_permissions() {
+    let env = spawn_env().await;
+    let folders = env
+        .run(&["folders", "list", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    let folders = folders.as_array().unwrap().clone();
+    assert_eq!(folders.len(), 4);
+    let perms = env
+        .run(&["folders", "permissions", "--format", "jsonl"])
+        .await
+        .ok()
+        .jsonl();
+    assert!(!perms.is_empty());
+    for p in &perms {
+        let expected = if p["can_administer"] == true {
+            "admin"
+        } else if p["readonly"] == true {
+            "viewer"
+        } else {
+            "editor"
+        };
+        assert_eq!(p["role"], expected);
+    }
+    let id = folders[0]["id"].as_str().unwrap();
+    let members = env
+        .run(&["folders", "get", id, "--format", "jsonl"])
+        .await
+        .ok()
+        .jsonl();
+    assert_eq!(
+        members.len() as u64,
+        folders[0]["member_count"].as_u64().unwrap()
+    );
+    assert!(members.iter().all(|m| m["folder_id"] == id));
+    let detailed = env
+        .run(&["folders", "permissions", "--detailed", "--format", "jsonl"])
+        .await
+        .ok()
+        .jsonl();
+    assert_eq!(detailed.len(), perms.len());
+    assert!(detailed.iter().all(|p| p["sites"].is_array()));
+    assert_eq!(env.run(&["folders", "get", "999999"]).await.code, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_push_sends_every_field_and_reads_the_password_from_stdin() {
+    let env = spawn_env().await;
+    let o = env
+        .run_stdin(
+            &[
+                "sites",
+                "push",
+                "--all",
+                "--url",
+                "https://crm.example.com",
+                "--label",
+                "CRM",
+                "--username-type",
+                "custom",
+                "--username",
+                "team",
+                "--password-stdin",
+                "--notes",
+                "n",
+                "--folder",
+                "Work",
+                "--favorite",
+                "--persistent",
+                "--format",
+                "json",
+            ],
+            "site-Pa55word\n",
+        )
+        .await
+        .ok();
+    let r = o.json();
+    assert!(!r["psid"].as_str().unwrap().is_empty());
+    assert!(!o.stdout.contains("site-Pa55word") && !o.stderr.contains("site-Pa55word"));
+    let acc = env
+        .sb
+        .lastpass
+        .inspect_account(env.cid)
+        .unwrap()
+        .to_string();
+    assert!(
+        acc.contains("crm.example.com"),
+        "the sandbox recorded the pushed site"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_list_pages_and_limits() {
+    let env = spawn_env().await;
+    let all = env
+        .run(&[
+            "events",
+            "list",
+            "--from",
+            "2025-01-01",
+            "--to",
+            "2026-12-31",
+            "--format",
+            "jsonl",
+        ])
+        .await
+        .ok()
+        .jsonl();
+    assert!(!all.is_empty());
+    let times: Vec<&str> = all.iter().map(|e| e["time"].as_str().unwrap()).collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted, "newest first");
+    let some = env
+        .run(&[
+            "events",
+            "list",
+            "--from",
+            "2025-01-01",
+            "--to",
+            "2026-12-31",
+            "--limit",
+            "3",
+            "--format",
+            "jsonl",
+        ])
+        .await
+        .ok()
+        .jsonl();
+    assert_eq!(some.len(), 3.min(all.len()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_call_prints_the_raw_body() {
+    let env = spawn_env().await;
+    let o = env
+        .run(&[
+            "api",
+            "call",
+            "getuserdata",
+            "--data",
+            r#"{"pagesize":2,"pageindex":0}"#,
+        ])
+        .await
+        .ok();
+    let v: Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    assert_eq!(v["count"].as_u64(), Some(2));
+    let data = env.file("q.json", r#"{"pagesize":1,"pageindex":0}"#);
+    let o = env
+        .run(&["api", "call", "getuserdata", "--data", &format!("@{data}")])
+        .await
+        .ok();
+    assert!(o.stdout.contains("\"Users\""));
+    assert_eq!(
+        env.run(&["api", "call", "getuserdata", "--data", "{not json"])
+            .await
+            .code,
+        2
+    );
+}
+
+// ---- connections, auth, faults ---------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_profiles_are_encrypted_and_testable() {
+    let env = spawn_env().await;
+    let profile_cmd = |args: &[&str]| {
+        let mut c = env.command(args);
+        c.env_remove("LPBRIDGE_CID")
+            .env_remove("LPBRIDGE_PROVHASH")
+            .env_remove("LPBRIDGE_ENDPOINT");
+        c
+    };
+    let endpoint = env.sb.lastpass_endpoint();
+    let cid = env.cid.to_string();
+    env.run_cmd(
+        profile_cmd(&[
+            "connection",
+            "add",
+            "prod",
+            "--cid",
+            &cid,
+            "--endpoint",
+            &endpoint,
+            "--provhash-stdin",
+        ]),
+        Some(&format!("{}\n", env.provhash)),
+    )
+    .await
+    .ok();
+    let raw = std::fs::read_to_string(env.home.path().join("connections.enc")).unwrap();
+    assert!(!raw.contains(&env.provhash));
+
+    let list = env
+        .run_cmd(
+            profile_cmd(&["connection", "list", "--format", "json"]),
+            None,
+        )
+        .await
+        .ok();
+    assert!(!list.stdout.contains(&env.provhash));
+    assert_eq!(list.json()[0]["name"], "prod");
+
+    let t = env
+        .run_cmd(
+            profile_cmd(&["connection", "test", "prod", "--format", "json"]),
+            None,
+        )
+        .await
+        .ok();
+    let t = t.json();
+    assert_eq!(t["account"], cid.as_str());
+    assert_eq!(t["auth_type"], "api_key");
+
+    // The only profile is used when nothing else is given.
+    let users = env
+        .run_cmd(
+            profile_cmd(&["users", "list", "--format", "jsonl", "--limit", "1"]),
+            None,
+        )
+        .await
+        .ok();
+    assert_eq!(users.stdout.lines().count(), 1);
+
+    // A wrong master key fails cleanly.
+    let mut c = profile_cmd(&["connection", "list"]);
+    c.env("LPBRIDGE_MASTER_KEY", "ab".repeat(32));
+    let o = env.run_cmd(c, None).await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("wrong master key"), "{}", o.stderr);
+
+    // A bad provhash: authentication error, exit 1, secret not echoed.
+    env.run_cmd(
+        profile_cmd(&[
+            "connection",
+            "add",
+            "bad",
+            "--cid",
+            &cid,
+            "--endpoint",
+            &endpoint,
+            "--provhash-stdin",
+        ]),
+        Some("not-the-hash"),
+    )
+    .await
+    .ok();
+    let o = env
+        .run_cmd(profile_cmd(&["connection", "test", "bad"]), None)
+        .await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("authentication failed"), "{}", o.stderr);
+    assert!(!o.stderr.contains("not-the-hash"));
+
+    env.run_cmd(profile_cmd(&["connection", "remove", "bad"]), None)
+        .await
+        .ok();
+    assert_eq!(
+        env.run_cmd(profile_cmd(&["connection", "remove", "bad"]), None)
+            .await
+            .code,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_faults_are_retried_and_persistent_ones_exit_1() {
+    let env = spawn_env().await;
+    env.sb
+        .faults
+        .add(FaultRule::new("getuserdata", FaultKind::Status { status: 429 }).count(1));
+    env.sb
+        .faults
+        .add(FaultRule::new("getuserdata", FaultKind::Status { status: 503 }).count(1));
+    let n = env
+        .run(&["users", "list", "--format", "jsonl"])
+        .await
+        .ok()
+        .jsonl()
+        .len();
+    assert_eq!(n, env.user_count());
+
+    env.sb.faults.add(FaultRule::new(
+        "getsfdata",
+        FaultKind::Status { status: 500 },
+    ));
+    let o = env.run(&["folders", "list"]).await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("500"), "{}", o.stderr);
+    env.sb.faults.clear();
+
+    env.sb
+        .faults
+        .add(FaultRule::new("getsfdata", FaultKind::Malformed));
+    let o = env.run(&["folders", "list"]).await;
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("getsfdata"), "{}", o.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_prints_upstream_call_stats() {
+    let env = spawn_env().await;
+    let o = env
+        .run(&["-v", "users", "list", "--format", "jsonl"])
+        .await
+        .ok();
+    assert!(
+        o.stderr.contains("upstream calls: requests=1"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("getuserdata=1"));
+    assert!(
+        !o.stderr.contains(&env.provhash),
+        "the provhash is never logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_subcommand_announces_itself_and_serves() {
+    use tokio::io::AsyncBufReadExt;
+    let home = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--users",
+            "7",
+            "--events",
+            "0",
+        ])
+        .env("LPBRIDGE_HOME", home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    let lp = &first["lastpass"];
+    let out = tokio::process::Command::new(BIN)
+        .args(["users", "list", "--format", "jsonl"])
+        .env("LPBRIDGE_HOME", home.path())
+        .env("LPBRIDGE_ENDPOINT", lp["endpoint"].as_str().unwrap())
+        .env("LPBRIDGE_CID", lp["cid"].to_string())
+        .env("LPBRIDGE_PROVHASH", lp["provhash"].as_str().unwrap())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 7);
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_through_next_pages() {
+    let mut cfg = SandboxConfig::for_tests();
+    cfg.lastpass.accounts[0].seed.events = 12_500;
+    let env = spawn_with(cfg).await;
+    env.sb.reset_stats();
+    let out = env
+        .run(&[
+            "events",
+            "list",
+            "--from",
+            "2000-01-01",
+            "--to",
+            "2026-12-31",
+            "--format",
+            "jsonl",
+        ])
+        .await
+        .ok();
+    let n = out.stdout.lines().count();
+    assert!(n >= 12_500, "every seeded event, got {n}");
+    assert!(
+        env.calls("reporting") >= 2,
+        "more than 10,000 events need a `next` page"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_writes_survive_a_throttled_answer() {
+    let env = spawn_env().await;
+    let active = env
+        .run(&[
+            "users", "list", "--status", "active", "--format", "jsonl", "--limit", "2",
+        ])
+        .await
+        .ok()
+        .jsonl();
+    let a = active[0]["username"].as_str().unwrap().to_owned();
+    let b = active[1]["username"].as_str().unwrap().to_owned();
+    env.sb
+        .faults
+        .add(FaultRule::new("disableuser", FaultKind::Status { status: 429 }).count(1));
+    let r = env
+        .run(&["users", "disable", &a, &b, "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(r[0]["outcome"], "ok");
+    assert_eq!(r[1]["outcome"], "ok");
+    let again = env
+        .run(&["users", "disable", &a, "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(again[0]["outcome"], "unchanged");
+    assert!(
+        env.calls("disableuser") >= 3,
+        "the throttled call was retried"
+    );
+}

@@ -1,0 +1,208 @@
+//! Spawning, the first-line JSON, state files and the background activity generator.
+
+use std::time::{Duration, Instant};
+
+use sandbox::activity::ActivityConfig;
+use sandbox::lastpass::SeedOptions;
+use sandbox::{SandboxConfig, SandboxHandle};
+use serde_json::{Value, json};
+
+async fn api(sb: &SandboxHandle, cmd: &str, data: Value) -> Value {
+    let a = sb.primary_account();
+    let resp = reqwest::Client::new()
+        .post(sb.lastpass_endpoint())
+        .json(&json!({"cid": a.cid, "provhash": a.provhash, "cmd": cmd, "data": data}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.bytes().await.unwrap();
+    serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{cmd}: {e}: {}", String::from_utf8_lossy(&body)))
+}
+
+fn events_of(sb: &SandboxHandle) -> usize {
+    let cid = sb.primary_account().cid;
+    sb.lastpass
+        .accounts()
+        .into_iter()
+        .find(|a| a.cid == cid)
+        .unwrap()
+        .events
+}
+
+#[tokio::test]
+async fn spawns_on_a_free_loopback_port_and_describes_itself() {
+    let sb = sandbox::spawn(SandboxConfig::for_tests().add_accounts(1))
+        .await
+        .unwrap();
+    assert!(sb.addr.ip().is_loopback());
+    assert_ne!(sb.addr.port(), 0);
+    let port = sb.addr.port();
+    assert_eq!(sb.base_url(), format!("http://127.0.0.1:{port}"));
+    assert_eq!(
+        sb.lastpass_endpoint(),
+        format!("http://127.0.0.1:{port}/enterpriseapi.php")
+    );
+
+    let j = sb.services_json();
+    // One line when serialised, as `lpbridge sandbox` prints it.
+    assert!(!serde_json::to_string(&j).unwrap().contains('\n'));
+    let lp = &j["lastpass"];
+    assert_eq!(lp["endpoint"], sb.lastpass_endpoint());
+    assert_eq!(lp["cid"], 8771312);
+    let provhash = lp["provhash"].as_str().unwrap();
+    assert_eq!(provhash.len(), 64);
+    assert!(provhash.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(lp["accounts"].as_array().unwrap().len(), 2);
+    assert_eq!(lp["accounts"][0]["name"], "Acme Corp");
+    assert_eq!(lp["accounts"][1]["cid"], 8771313);
+    assert_ne!(lp["accounts"][1]["provhash"], lp["provhash"]);
+    assert_eq!(j["control"], format!("http://127.0.0.1:{port}/_sandbox"));
+    assert_eq!(sb.primary_account().provhash, provhash);
+
+    // The advertised credentials work; others get the XML authorization error.
+    let users = api(&sb, "getuserdata", json!({"pagesize": 1})).await;
+    let total = users["total"].as_u64().unwrap();
+    assert!((1..=20).contains(&total), "{users}");
+    let bad = reqwest::Client::new()
+        .post(sb.lastpass_endpoint())
+        .json(&json!({"cid": 8771312, "provhash": "0".repeat(64), "cmd": "getuserdata"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.headers()["content-type"], "text/xml;charset=UTF-8");
+    assert!(bad.text().await.unwrap().contains("Authorization Error"));
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn same_seed_same_credentials() {
+    let a = sandbox::spawn(SandboxConfig::for_tests()).await.unwrap();
+    let b = sandbox::spawn(SandboxConfig::for_tests()).await.unwrap();
+    assert_eq!(a.primary_account(), b.primary_account());
+    assert_ne!(a.addr, b.addr);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_stops_serving() {
+    let sb = sandbox::spawn(SandboxConfig::for_tests()).await.unwrap();
+    let url = sb.lastpass_endpoint();
+    sb.shutdown().await.unwrap();
+    let err = reqwest::Client::new()
+        .post(url)
+        .body("{}")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_connect() || err.is_request(), "{err:?}");
+}
+
+#[tokio::test]
+async fn state_file_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let sb = sandbox::spawn(SandboxConfig::for_tests().with_state_file(&path))
+        .await
+        .unwrap();
+    let added = api(
+        &sb,
+        "batchadd",
+        json!([{"username": "kept@example.com", "fullname": "Kept Person", "password": "Correct-Horse-9"}]),
+    )
+    .await;
+    assert_eq!(added["status"], "OK", "{added}");
+    let cid = sb.primary_account().cid;
+    assert!(sb.lastpass.inspect_user(cid, "kept@example.com").is_some());
+    let creds = sb.primary_account();
+    let total = api(&sb, "getuserdata", json!({"pagesize": 1})).await["total"].clone();
+    sb.shutdown().await.unwrap();
+    assert!(path.exists());
+
+    // A different seed in the config is ignored: the file wins.
+    let mut config = SandboxConfig::with_seed(SeedOptions {
+        users: 3,
+        groups: 1,
+        folders: 1,
+        events: 1,
+        seed: 99,
+    })
+    .with_state_file(&path);
+    config.clock = sandbox::Clock::frozen(sandbox::server::TEST_EPOCH_US);
+    let sb = sandbox::spawn(config).await.unwrap();
+    assert_eq!(sb.primary_account(), creds);
+    let user = sb.lastpass.inspect_user(cid, "kept@example.com");
+    assert!(user.is_some());
+    let users = api(&sb, "getuserdata", json!({"pagesize": 1})).await;
+    assert_eq!(users["total"], total);
+    sb.shutdown().await.unwrap();
+}
+
+/// Waits (polling, with a deadline) until `f` holds.
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn activity_config() -> SandboxConfig {
+    SandboxConfig::for_tests().with_activity(ActivityConfig {
+        per_hour: 600.0,
+        tick: Duration::from_millis(20),
+        seed: 5,
+    })
+}
+
+#[tokio::test]
+async fn activity_fills_windows_skipped_by_hand_deterministically() {
+    let mut counts = Vec::new();
+    for _ in 0..2 {
+        let sb = sandbox::spawn(activity_config()).await.unwrap();
+        let before = events_of(&sb);
+        // A frozen, unmoved clock generates nothing; moving it fills the window at once.
+        sb.clock.advance_us(3_600_000_000);
+        eventually("activity for the skipped hour", || events_of(&sb) > before).await;
+        let after = events_of(&sb);
+        assert!(after - before > 100, "{} events for 600/h", after - before);
+        counts.push((
+            after - before,
+            sb.lastpass.inspect_account(8771312).unwrap(),
+        ));
+        sb.shutdown().await.unwrap();
+    }
+    assert_eq!(counts[0], counts[1], "same seed and steps, same activity");
+}
+
+#[tokio::test]
+async fn activity_follows_a_running_clock_and_stops_on_shutdown() {
+    let mut config = activity_config();
+    config.clock = sandbox::Clock::system();
+    config.activity.as_mut().unwrap().per_hour = 3_600_000.0; // ~1,000 per real second
+    let sb = sandbox::spawn(config).await.unwrap();
+    let before = events_of(&sb);
+    eventually("activity from a running clock", || events_of(&sb) > before).await;
+    let lp = sb.lastpass.clone();
+    let cid = sb.primary_account().cid;
+    sb.shutdown().await.unwrap();
+    // Once shutdown returned, the generator is gone: the count no longer changes.
+    let n = lp
+        .accounts()
+        .into_iter()
+        .find(|a| a.cid == cid)
+        .unwrap()
+        .events;
+    tokio::task::yield_now().await;
+    assert_eq!(
+        lp.accounts()
+            .into_iter()
+            .find(|a| a.cid == cid)
+            .unwrap()
+            .events,
+        n
+    );
+}
