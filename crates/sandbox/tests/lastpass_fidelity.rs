@@ -139,7 +139,7 @@ async fn auth_error_is_the_76_byte_xml_with_text_xml() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/xml;charset=UTF-8");
     assert_eq!(r.text().await.unwrap(), expected);
-    // Malformed JSON cannot be authenticated either.
+    // Malformed JSON gets a FAIL envelope naming the problem (still HTTP 200, still text/xml).
     let r = env
         .http
         .post(&env.url)
@@ -149,7 +149,11 @@ async fn auth_error_is_the_76_byte_xml_with_text_xml() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.unwrap(), expected);
+    assert_eq!(r.headers()["content-type"], "text/xml;charset=UTF-8");
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"status":"FAIL","error":"Invalid request: the body is not a JSON object or form data"}"#
+    );
     // cid as a string is accepted; the JSON answer is still served as text/xml.
     let (status, headers, text) = env
         .raw(json!({"cid": CID.to_string(), "provhash": HASH, "cmd": "getuserdata", "data": {"username": "nobody@example.com"}}))

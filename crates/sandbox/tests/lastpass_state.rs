@@ -860,17 +860,25 @@ fn bad_input_never_panics() {
         let v: Value = serde_json::from_str(&s).unwrap_or_else(|_| panic!("{b}: {s}"));
         assert!(v.is_object(), "{b}: {s}");
     }
-    for raw in [
-        &b""[..],
-        b"null",
-        b"[]",
-        b"cid=1&provhash=",
-        b"\xff\xfe",
-        b"{\"cid\":1e400}",
-    ] {
+    // No credentials at all: the authorization error.
+    for raw in [&b""[..], b"  ", b"cid=1&provhash="] {
         let (status, body) = lp.execute(raw, None, PEER);
         assert_eq!(status.as_u16(), 200);
         assert_eq!(body, sandbox::lastpass::AUTH_ERROR_BODY);
+    }
+    // An unreadable body: a FAIL envelope naming the problem.
+    for raw in [
+        &b"null"[..],
+        b"[]",
+        b"\xff\xfe",
+        b"{\"cid\":1e400}",
+        b"{\"cid\":",
+    ] {
+        let (status, body) = lp.execute(raw, None, PEER);
+        assert_eq!(status.as_u16(), 200);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["status"], "FAIL", "{}", String::from_utf8_lossy(raw));
+        assert!(v["error"].as_str().unwrap().starts_with("Invalid request"));
     }
     // Clamping: pagesize above max_pagesize serves max_pagesize.
     lp.set_max_pagesize(3);

@@ -18,8 +18,13 @@ pub(crate) fn execute(
     content_type: Option<&str>,
     peer: IpAddr,
 ) -> Reply {
+    // An unreadable body is answered with a FAIL envelope (the reference is silent; the real
+    // script would probably not find cid/provhash either, but a FAIL names the problem).
     let Some(top) = decode_body(body, content_type) else {
-        return Reply::AuthError;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Reply::AuthError;
+        }
+        return Reply::fail("Invalid request: the body is not a JSON object or form data");
     };
     let Some(cid) = top
         .get("cid")

@@ -88,7 +88,11 @@ pub struct AccountInfo {
     pub provhash: String,
     pub name: String,
     pub time_zone: String,
+    /// Directory users (what `getuserdata` counts in `total`).
     pub users: usize,
+    /// Pending invitations (listed only in `invited`).
+    #[serde(default)]
+    pub invited: usize,
     pub groups: usize,
     pub folders: usize,
     pub events: usize,

@@ -448,7 +448,11 @@ pub(crate) fn generate(spec: AccountSpec, now_us: i64) -> Result<Account, Sandbo
     let mut logged_in: Vec<u64> = Vec::with_capacity(o.users);
     let mut admins: Vec<u64> = Vec::new();
     let mut all_ids: Vec<u64> = Vec::with_capacity(o.users);
-    for i in 0..o.users {
+    // `users` counts directory users (what `getuserdata` reports as `total`); pending
+    // invitees (~4%) come on top, so N seeded users always page in ceil(N / pagesize) calls.
+    let mut directory = 0usize;
+    let mut i = 0usize;
+    while directory < o.users {
         id += rng.gen_range(1..=37);
         let first = FIRST[rng.gen_range(0..FIRST.len())];
         let last = LAST[rng.gen_range(0..LAST.len())];
@@ -534,6 +538,10 @@ pub(crate) fn generate(spec: AccountSpec, now_us: i64) -> Result<Account, Sandbo
             }
         }
         all_ids.push(id);
+        if !invited {
+            directory += 1;
+        }
+        i += 1;
         a.insert_user(u);
         if o.groups > 0 {
             let k = match rng.gen_range(0..100) {
