@@ -1315,3 +1315,26 @@ async fn bulk_writes_survive_a_throttled_answer() {
         "the throttled call was retried"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_import_into_a_large_directory_looks_rows_up_instead_of_sweeping() {
+    let mut cfg = SandboxConfig::for_tests();
+    cfg.lastpass.accounts[0].seed.users = 6500; // 4 pages of 2000
+    let env = spawn_with(cfg).await;
+    let csv = env.file(
+        "two.csv",
+        "email,fullname\nnew.one@example.com,New One\nnew.two@example.com,New Two\n",
+    );
+    env.sb.reset_stats();
+    let report = env
+        .run(&["users", "import", &csv, "--format", "json"])
+        .await
+        .ok()
+        .json();
+    let rows = report.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["outcome"] == "created"), "{report}");
+    // First page (learns total = 6500, 3 pages left) then 2 lookups, not 3 more pages.
+    assert_eq!(env.calls("getuserdata"), 3);
+    assert_eq!(env.calls("batchadd"), 1);
+}

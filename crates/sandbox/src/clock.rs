@@ -28,6 +28,13 @@ impl Default for Clock {
     }
 }
 
+/// Earliest instant the virtual clock shows: 0001-01-01 00:00:00 UTC.
+pub const MIN_US: i64 = -62_135_596_800_000_000;
+/// Latest instant the virtual clock shows: 9999-12-31 23:59:59.999999 UTC. Together with
+/// [`MIN_US`] this keeps every instant printable as `YYYY-MM-DD HH:MM:SS` and leaves ample
+/// headroom for `now ± years` arithmetic in the emulators (no i64 overflow).
+pub const MAX_US: i64 = 253_402_300_799_999_999;
+
 fn real_now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -55,9 +62,10 @@ impl Clock {
     /// Microseconds since the Unix epoch, in virtual time.
     pub fn now_us(&self) -> i64 {
         match *self.mode.lock() {
-            Mode::Running { offset_us } => real_now_us() + offset_us,
+            Mode::Running { offset_us } => real_now_us().saturating_add(offset_us),
             Mode::Frozen { at_us } => at_us,
         }
+        .clamp(MIN_US, MAX_US)
     }
 
     /// Whole seconds since the Unix epoch, in virtual time.
@@ -69,7 +77,8 @@ impl Clock {
         matches!(*self.mode.lock(), Mode::Frozen { .. })
     }
 
-    /// Moves virtual time forward (negative values are refused by returning `false`).
+    /// Moves virtual time forward (negative values are refused by returning `false`); time stops
+    /// at [`MAX_US`].
     pub fn advance_us(&self, delta_us: i64) -> bool {
         if delta_us < 0 {
             return false;
@@ -78,10 +87,10 @@ impl Clock {
             let mut m = self.mode.lock();
             *m = match *m {
                 Mode::Running { offset_us } => Mode::Running {
-                    offset_us: offset_us + delta_us,
+                    offset_us: offset_us.saturating_add(delta_us).min(MAX_US),
                 },
                 Mode::Frozen { at_us } => Mode::Frozen {
-                    at_us: at_us + delta_us,
+                    at_us: at_us.saturating_add(delta_us).min(MAX_US),
                 },
             };
         }
@@ -89,8 +98,10 @@ impl Clock {
         true
     }
 
-    /// Sets virtual time; keeps the current mode (a running clock keeps running from there).
+    /// Sets virtual time, clamped to [`MIN_US`]..=[`MAX_US`]; keeps the current mode (a running
+    /// clock keeps running from there).
     pub fn set_us(&self, at_us: i64) {
+        let at_us = at_us.clamp(MIN_US, MAX_US);
         {
             let mut m = self.mode.lock();
             *m = match *m {

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::activity::{self, ActivityConfig};
-use crate::clock::Clock;
+use crate::clock::{self, Clock};
 use crate::faults::{FaultRule, Faults};
 use crate::lastpass::{AccountSpec, FlagStyle, LastPass, SandboxError, SeedOptions};
 use crate::server::provhash_for;
@@ -606,6 +606,17 @@ async fn set_clock(State(s): State<ControlState>, body: Bytes) -> Result<Json<Va
     }
     let set_us = match req.set {
         None => None,
+        Some(Instant::Micros(us)) if !(clock::MIN_US..=clock::MAX_US).contains(&us) => {
+            return Err(ControlError::invalid(
+                "set",
+                us.to_string(),
+                format!(
+                    "microseconds since the epoch must be between {} (year 1) and {} (year 9999)",
+                    clock::MIN_US,
+                    clock::MAX_US
+                ),
+            ));
+        }
         Some(Instant::Micros(us)) => Some(us),
         Some(Instant::Text(t)) => Some(
             DateTime::parse_from_rfc3339(&t)

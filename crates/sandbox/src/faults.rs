@@ -608,7 +608,8 @@ impl Faults {
                         Some(max) if max > min_ms => rng.gen_range(min_ms..=max),
                         _ => min_ms,
                     };
-                    latency += Duration::from_millis(ms);
+                    // Saturating: rules given to `Faults::new` are not validated.
+                    latency = latency.saturating_add(Duration::from_millis(ms));
                 }
                 FaultKind::Status { status } => action = Action::Status(status),
                 FaultKind::Drop => action = Action::Drop,

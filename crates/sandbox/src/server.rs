@@ -226,6 +226,7 @@ impl SandboxHandle {
             .accounts()
             .into_iter()
             .next()
+            // `spawn` refuses an emulator without accounts, and accounts are never removed.
             .expect("the sandbox has at least one account");
         AccountCredentials {
             cid: a.cid,
@@ -288,16 +289,16 @@ impl SandboxHandle {
                 Err(e) => tracing::warn!(error = %e, "sandbox server task failed"),
             }
         }
-        if let Some(path) = &self.state_file {
+        if let Some(path) = self.state_file.clone() {
             let lp = self.lastpass.clone();
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || lp.save(&path))
+            let p = path.clone();
+            tokio::task::spawn_blocking(move || lp.save(&p))
                 .await
                 .map_err(|e| SandboxError::StateFile {
                     path: String::new(),
                     message: e.to_string(),
                 })??;
-            tracing::info!(path = %self.state_file.as_ref().unwrap().display(), "state saved");
+            tracing::info!(path = %path.display(), "state saved");
         }
         Ok(())
     }
@@ -338,6 +339,14 @@ pub async fn spawn(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
             reason: format!("emulator setup failed: {e}"),
         })??
     };
+    // `SandboxHandle::primary_account` relies on this (a state file may hold no account).
+    if lastpass.accounts().is_empty() {
+        return Err(SandboxError::Invalid {
+            field: "accounts",
+            value: "[]".into(),
+            reason: "the sandbox needs at least one account".into(),
+        });
+    }
     for r in &config.faults.rules {
         r.validate()?;
     }

@@ -39,16 +39,22 @@ pub async fn lookup(client: &Client, email: &Email) -> Result<Lookup> {
         .unwrap_or(Lookup::Missing))
 }
 
-/// Which of `wanted` (folded e-mails) exist as users or pending invitees: one streamed
-/// `getuserdata` sweep at the largest page size, holding one page at a time.
+/// Which of `wanted` (folded e-mails) exist as users or pending invitees, in the fewest calls:
+/// the first `getuserdata` page (largest page size) tells the directory's `total`; then either
+/// the sweep goes on (one page held at a time) or, when fewer wanted addresses are still
+/// unresolved than pages remain, each is looked up by username. At most one call more than the
+/// best possible strategy, whatever the sizes.
 pub async fn existing_among(client: &Client, wanted: &HashSet<String>) -> Result<HashSet<String>> {
     let mut found = HashSet::new();
     if wanted.is_empty() {
         return Ok(found);
     }
+    let page_size = u64::from(MAX_USER_PAGE_SIZE);
     let mut pages = client.user_pages(UserQuery::default(), MAX_USER_PAGE_SIZE);
+    let mut seen_pages = 0u64;
     while let Some(page) = pages.next().await {
         let page = page?;
+        seen_pages += 1;
         let names = page
             .users
             .iter()
@@ -59,6 +65,21 @@ pub async fn existing_among(client: &Client, wanted: &HashSet<String>) -> Result
             if wanted.contains(&folded) {
                 found.insert(folded);
             }
+        }
+        let pages_left = page.total.div_ceil(page_size).saturating_sub(seen_pages);
+        let unresolved: Vec<&String> = wanted.iter().filter(|w| !found.contains(*w)).collect();
+        if unresolved.is_empty() {
+            break;
+        }
+        if (unresolved.len() as u64) < pages_left {
+            drop(pages);
+            for w in unresolved {
+                let email = Email::parse(w)?;
+                if !matches!(lookup(client, &email).await?, Lookup::Missing) {
+                    found.insert(w.clone());
+                }
+            }
+            break;
         }
     }
     Ok(found)

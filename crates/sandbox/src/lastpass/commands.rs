@@ -893,14 +893,14 @@ fn single_user(a: &mut Account, ctx: &Ctx, cmd: &str, data: &Value) -> Reply {
                     "User has already accepted the invitation: {uname}"
                 ));
             }
-            u.mails_sent += 1;
+            u.mails_sent = u.mails_sent.saturating_add(1);
             "Re-invite User"
         }
         "resetpassword" => {
             if u.invited {
                 return not_found(name);
             }
-            u.mails_sent += 1;
+            u.mails_sent = u.mails_sent.saturating_add(1);
             "Password Reset"
         }
         "requiremasterpasswordchange" => {
@@ -1099,7 +1099,7 @@ fn pushsitestousers(a: &mut Account, ctx: &Ctx, data: &Value) -> Reply {
         return Reply::fail(&format!("Invalid users: {users}"));
     };
     let psid = a.next_psid;
-    a.next_psid += 1;
+    a.next_psid = a.next_psid.saturating_add(1);
     let name = field("name");
     let d = if name.is_empty() {
         url.clone()

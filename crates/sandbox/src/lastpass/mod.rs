@@ -47,6 +47,35 @@ pub struct SeedOptions {
     pub seed: u64,
 }
 
+impl SeedOptions {
+    /// Largest `users` accepted (ten times the biggest customer the client is benchmarked for).
+    pub const MAX_USERS: usize = 1_000_000;
+    pub const MAX_GROUPS: usize = 100_000;
+    pub const MAX_FOLDERS: usize = 1_000_000;
+    /// Largest `events` accepted (~24 bytes each in memory).
+    pub const MAX_EVENTS: usize = 20_000_000;
+
+    /// Refuses sizes that would exhaust memory (they arrive from the control API and the CLI),
+    /// naming the field and the value.
+    pub fn validate(&self) -> Result<(), SandboxError> {
+        for (field, value, max) in [
+            ("users", self.users, Self::MAX_USERS),
+            ("groups", self.groups, Self::MAX_GROUPS),
+            ("folders", self.folders, Self::MAX_FOLDERS),
+            ("events", self.events, Self::MAX_EVENTS),
+        ] {
+            if value > max {
+                return Err(SandboxError::Invalid {
+                    field,
+                    value: value.to_string(),
+                    reason: format!("at most {max}"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for SeedOptions {
     fn default() -> Self {
         Self {

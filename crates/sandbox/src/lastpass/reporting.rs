@@ -198,7 +198,11 @@ pub(crate) fn reporting(a: &Account, top: &Map<String, Value>, data: &Value) -> 
         // Cut at a whole-second boundary so that re-querying with `to` (second precision, as
         // Elastic does) is as exact as continuing with `next`.
         let oldest_t = ev.times[oldest];
-        let boundary = oldest_t.div_euclid(1_000_000) * 1_000_000 + 1_000_000;
+        // Saturating: a loaded state file may hold any time.
+        let boundary = oldest_t
+            .div_euclid(1_000_000)
+            .saturating_mul(1_000_000)
+            .saturating_add(1_000_000);
         let keep = page
             .iter()
             .take_while(|&&j| ev.times[j] >= boundary)
@@ -207,7 +211,7 @@ pub(crate) fn reporting(a: &Account, top: &Map<String, Value>, data: &Value) -> 
             page.truncate(keep);
             next_out = Some(boundary - 1);
         } else {
-            next_out = Some(oldest_t - 1);
+            next_out = Some(oldest_t.saturating_sub(1));
         }
     }
 

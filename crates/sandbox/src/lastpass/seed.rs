@@ -1,7 +1,7 @@
 //! Deterministic seed data (users, groups, shared folders, weeks of events) and simulated user
 //! activity. Same `SeedOptions` (and same base time) → identical state.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -427,6 +427,7 @@ pub(crate) fn user_ip(id: u64) -> String {
 
 /// The generated account for `spec` (seeded relative to `now_us`, rounded down to the second).
 pub(crate) fn generate(spec: AccountSpec, now_us: i64) -> Result<Account, SandboxError> {
+    spec.seed.validate()?;
     let o = spec.seed.clone();
     let mut a = Account::empty(spec)?;
     let now = now_us.div_euclid(US) * US;
@@ -444,6 +445,7 @@ pub(crate) fn generate(spec: AccountSpec, now_us: i64) -> Result<Account, Sandbo
 
     // Users.
     let mut taken: HashSet<String> = HashSet::with_capacity(o.users);
+    let mut next_suffix: HashMap<(&str, &str), u32> = HashMap::new();
     let mut id = 449_000_000 + (a.spec.cid % 1000) * 10_000;
     let mut logged_in: Vec<u64> = Vec::with_capacity(o.users);
     let mut admins: Vec<u64> = Vec::new();
@@ -457,10 +459,12 @@ pub(crate) fn generate(spec: AccountSpec, now_us: i64) -> Result<Account, Sandbo
         let first = FIRST[rng.gen_range(0..FIRST.len())];
         let last = LAST[rng.gen_range(0..LAST.len())];
         let mut local = format!("{first}.{last}");
-        let mut n = 2;
+        // Resume from the last suffix tried for this name: every smaller one is taken, so the
+        // result is the same as counting from 2, without O(users) retries per user.
+        let n = next_suffix.entry((first, last)).or_insert(2u32);
         while taken.contains(&local) {
             local = format!("{first}.{last}{n}");
-            n += 1;
+            *n += 1;
         }
         taken.insert(local.clone());
         let username = format!("{local}@{domain}");
@@ -576,13 +580,15 @@ pub(crate) fn generate(spec: AccountSpec, now_us: i64) -> Result<Account, Sandbo
     // Shared folders.
     let mut fid = a.next_folder_id;
     let mut folder_names: HashSet<String> = HashSet::new();
+    let mut folder_suffix: HashMap<&str, u32> = HashMap::new();
     for i in 0..o.folders {
         let base = FOLDERS[rng.gen_range(0..FOLDERS.len())];
         let mut name = base.to_owned();
-        let mut n = 2;
+        // As for usernames: resume from the last suffix tried for this base name.
+        let n = folder_suffix.entry(base).or_insert(2u32);
         while folder_names.contains(&name) {
             name = format!("{base} {n}");
-            n += 1;
+            *n += 1;
         }
         folder_names.insert(name.clone());
         let nsites = rng.gen_range(1..=12);

@@ -102,7 +102,7 @@ impl EventLog {
         data: &str,
     ) -> i64 {
         let t = match self.times.last() {
-            Some(&last) if time_us <= last => last + 1,
+            Some(&last) if time_us <= last => last.saturating_add(1),
             _ => time_us,
         };
         let rec = EventRec {
@@ -129,7 +129,7 @@ impl EventLog {
         if appending {
             for (t, r) in new {
                 let t = match self.times.last() {
-                    Some(&last) if t <= last => last + 1,
+                    Some(&last) if t <= last => last.saturating_add(1),
                     _ => t,
                 };
                 self.times.push(t);
@@ -153,7 +153,7 @@ impl EventLog {
                 new[j - 1]
             };
             let t = match times.last() {
-                Some(&last) if t <= last => last + 1,
+                Some(&last) if t <= last => last.saturating_add(1),
                 _ => t,
             };
             times.push(t);
@@ -369,14 +369,15 @@ impl Account {
     pub(crate) fn insert_user(&mut self, user: User) {
         self.by_name.insert(user.username.to_lowercase(), user.id);
         if user.id >= self.next_user_id {
-            self.next_user_id = user.id + 1;
+            self.next_user_id = user.id.saturating_add(1);
         }
         self.users.insert(user.id, user);
     }
 
     pub(crate) fn alloc_user_id(&mut self) -> u64 {
         let id = self.next_user_id;
-        self.next_user_id += 1;
+        // Saturating: the counter comes from a state file, which may hold anything.
+        self.next_user_id = self.next_user_id.saturating_add(1);
         id
     }
 
