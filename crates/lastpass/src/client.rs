@@ -476,6 +476,22 @@ impl PushSite {
     }
 }
 
+/// Every non-empty `password` string in a request's `data` (batchadd users, pushed sites).
+fn collect_passwords<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match x {
+                    Value::String(s) if k == "password" && !s.is_empty() => out.push(s),
+                    _ => collect_passwords(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_passwords(x, out)),
+        _ => {}
+    }
+}
+
 fn new_user_data(u: &NewUser) -> Value {
     let mut m = serde_json::Map::new();
     m.insert("username".into(), u.username.as_str().into());
@@ -592,6 +608,7 @@ impl Client {
         Ctx {
             cmd,
             secret: Some(self.inner.credentials.provhash.expose()),
+            passwords: &[],
         }
     }
 
@@ -715,7 +732,14 @@ impl Client {
         decode: impl Fn(&Ctx<'_>, &[u8]) -> Result<T, Error>,
     ) -> Result<T, Failure> {
         let body = self.request_body(cmd, data);
-        let ctx = self.ctx(cmd);
+        let mut passwords = Vec::new();
+        if let Some(d) = data {
+            collect_passwords(d, &mut passwords);
+        }
+        let ctx = Ctx {
+            passwords: &passwords,
+            ..self.ctx(cmd)
+        };
         let max = self.inner.retry.max_attempts;
         let mut attempt = 1;
         loop {

@@ -9,20 +9,33 @@ use crate::error::Error;
 pub(crate) struct Ctx<'a> {
     pub cmd: &'a str,
     pub secret: Option<&'a str>,
+    /// Other secrets the request carried (`password` fields), scrubbed the same way.
+    pub passwords: &'a [&'a str],
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(cmd: &'a str) -> Self {
-        Self { cmd, secret: None }
+        Self {
+            cmd,
+            secret: None,
+            passwords: &[],
+        }
     }
 
     /// Removes every occurrence of the provisioning hash (defence in depth: LastPass has never
     /// been seen echoing it, but an error message or excerpt must never carry it).
     pub fn scrub(&self, s: &str) -> String {
-        match self.secret {
+        let mut out = match self.secret {
             Some(secret) if !secret.is_empty() && s.contains(secret) => s.replace(secret, "***"),
             _ => s.to_owned(),
+        };
+        // A server echoing a rejected password back must not put it into an error either.
+        for p in self.passwords {
+            if !p.is_empty() && out.contains(p) {
+                out = out.replace(p, "***");
+            }
         }
+        out
     }
 }
 
@@ -278,11 +291,25 @@ mod tests {
     }
 
     #[test]
+    fn passwords_are_scrubbed_too() {
+        let ctx = Ctx {
+            cmd: "batchadd",
+            secret: Some("provhash-value"),
+            passwords: &["hunter2!", "pa55word"],
+        };
+        assert_eq!(
+            ctx.scrub("Invalid password hunter2! for a; provhash-value; pa55word"),
+            "Invalid password *** for a; ***; ***"
+        );
+    }
+
+    #[test]
     fn excerpt_is_short_and_scrubbed() {
         let secret = "0123456789abcdef0123456789abcdef";
         let ctx = Ctx {
             cmd: "x",
             secret: Some(secret),
+            passwords: &[],
         };
         let body = format!("oops {secret} {}", "z".repeat(500));
         let e = excerpt(&ctx, body.as_bytes());

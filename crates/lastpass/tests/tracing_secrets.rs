@@ -50,3 +50,33 @@ async fn provhash_never_logged() {
     assert!(!logs.contains(PROVHASH), "{logs}");
     assert!(!logs.contains(&PROVHASH[..12]), "{logs}");
 }
+
+/// A server echoing a rejected password (in a FAIL or a message) must not put it into an error
+/// or a log line.
+#[tokio::test]
+async fn echoed_password_is_scrubbed() {
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    const PASSWORD: &str = "correct-horse-battery-staple";
+    let s = stub(|req| {
+        let pw = req["data"][0]["password"].as_str().unwrap_or("").to_owned();
+        Reply::json(
+            json!({"status":"FAIL","error": format!("Invalid password: {pw}"), "message": pw}),
+        )
+    })
+    .await;
+    let c = client(&s.url);
+    let mut u = lastpass::NewUser::new(Email::parse("a@x.io").unwrap());
+    u.password = Some(lastpass::Secret::new(PASSWORD));
+    let e = c.batch_add(&[u]).await.unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains(PASSWORD), "{shown}");
+    assert!(shown.contains("Invalid password: ***"), "{shown}");
+    let logs = String::from_utf8_lossy(&buf.0.lock()).into_owned();
+    assert!(!logs.contains(PASSWORD), "{logs}");
+}

@@ -39,6 +39,11 @@ pub trait Record: Serialize {
     fn headers() -> &'static [&'static str];
     /// Cells, in the order of [`Record::headers`].
     fn row(&self) -> Vec<String>;
+    /// Cells for `table` output, meant for people reading a terminal (default: [`Record::row`]).
+    /// A record may shorten long lists here; CSV and JSON always carry everything.
+    fn table_row(&self) -> Vec<String> {
+        self.row()
+    }
 }
 
 /// Writes records of one type in one format.
@@ -93,7 +98,7 @@ impl<W: Write> Emitter<W> {
             }
             Format::Table => {
                 if let Some(t) = self.table.as_mut() {
-                    t.add_row(record.row());
+                    t.add_row(record.table_row());
                 }
             }
         }

@@ -1338,3 +1338,243 @@ async fn small_import_into_a_large_directory_looks_rows_up_instead_of_sweeping()
     assert_eq!(env.calls("getuserdata"), 3);
     assert_eq!(env.calls("batchadd"), 1);
 }
+
+// ---- regressions found by trying the README as a new user --------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_to_defaults_to_now_and_a_reached_limit_fetches_no_more_pages() {
+    let mut cfg = SandboxConfig::for_tests();
+    cfg.lastpass.accounts[0].seed.events = 10_050;
+    let env = spawn_with(cfg).await;
+    // The README's quickstart: no --to.
+    env.sb.reset_stats();
+    let some = env
+        .run(&[
+            "events",
+            "list",
+            "--from",
+            "2000-01-01 00:00:00",
+            "--limit",
+            "20",
+            "--format",
+            "jsonl",
+        ])
+        .await
+        .ok()
+        .jsonl();
+    assert_eq!(some.len(), 20);
+    assert_eq!(env.calls("reporting"), 1);
+    // Exactly one full page: the limit is reached without asking for the `next` page.
+    env.sb.reset_stats();
+    let page = env
+        .run(&[
+            "events",
+            "list",
+            "--from",
+            "2000-01-01",
+            "--limit",
+            "10000",
+            "--format",
+            "jsonl",
+        ])
+        .await
+        .ok();
+    assert_eq!(page.stdout.lines().count(), 10_000);
+    assert_eq!(
+        env.calls("reporting"),
+        1,
+        "no second page for --limit 10000"
+    );
+    env.sb.reset_stats();
+    env.run(&["events", "list", "--from", "2000-01-01", "--limit", "0"])
+        .await
+        .ok();
+    assert_eq!(env.calls("reporting"), 0, "--limit 0 asks nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_with_one_unknown_user_reports_the_others_as_done() {
+    let env = spawn_env().await;
+    let active: Vec<String> = env
+        .run(&[
+            "users", "list", "--status", "active", "--format", "jsonl", "--limit", "2",
+        ])
+        .await
+        .ok()
+        .jsonl()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(active.len(), 2);
+    let o = env
+        .run(&[
+            "users",
+            "disable",
+            &active[0],
+            &active[1],
+            "nobody@example.com",
+            "--format",
+            "json",
+        ])
+        .await;
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    let rows = o.json();
+    assert_eq!(rows[0]["outcome"], "ok", "{rows}");
+    assert_eq!(rows[1]["outcome"], "ok", "{rows}");
+    assert_eq!(rows[2]["outcome"], "failed", "{rows}");
+    assert!(
+        rows[2]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nobody@example.com"),
+        "{rows}"
+    );
+    assert!(rows[0].get("message").is_none(), "{rows}");
+    let disabled = env
+        .run(&["users", "get", &active[0], "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(disabled["status"], "disabled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_report_names_skipped_rows_skip() {
+    let env = spawn_env().await;
+    let existing = env.usernames().await;
+    let csv = import_csv(&env, 1, &existing[..1]);
+    let rows = env
+        .run(&["users", "import", &csv, "--format", "json"])
+        .await
+        .ok()
+        .json();
+    let rows = rows.as_array().unwrap();
+    let skipped: Vec<&Value> = rows.iter().filter(|r| r["outcome"] == "skipped").collect();
+    assert_eq!(skipped.len(), 1, "{rows:?}");
+    assert_eq!(skipped[0]["action"], "skip", "same word as the plan");
+    assert!(
+        rows.iter()
+            .any(|r| r["outcome"] == "created" && r["action"] == "create")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_folder_and_group_are_errors_with_hints() {
+    let env = spawn_env().await;
+    let o = env
+        .run(&["folders", "permissions", "--folder", "999999"])
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stderr.contains("no such shared folder: 999999"),
+        "{}",
+        o.stderr
+    );
+    let groups = env
+        .run(&["groups", "list", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    let name = groups[0]["name"].as_str().unwrap().to_owned();
+    let o = env.run(&["groups", "get", &name.to_lowercase()]).await;
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains(&format!("did you mean \"{name}\"")),
+        "{}",
+        o.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_tables_stay_readable() {
+    let env = spawn_env().await;
+    let groups = env
+        .run(&["groups", "list", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    let big = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|g| g["member_count"].as_u64().unwrap())
+        .unwrap()
+        .clone();
+    let n = big["member_count"].as_u64().unwrap();
+    assert!(n > 3, "{big}");
+    let table = env
+        .run(&["groups", "list", "--format", "table"])
+        .await
+        .ok()
+        .stdout;
+    assert!(table.contains(&format!("(+{} more)", n - 3)), "{table}");
+    let last = big["members"].as_array().unwrap().last().unwrap();
+    assert!(!table.contains(last.as_str().unwrap()), "{table}");
+    // `groups get` lists every member, one per line; CSV keeps them all in one cell.
+    let name = big["name"].as_str().unwrap();
+    let get = env
+        .run(&["groups", "get", name, "--format", "table"])
+        .await
+        .ok()
+        .stdout;
+    for m in big["members"].as_array().unwrap() {
+        let m = m.as_str().unwrap();
+        assert_eq!(
+            get.lines().filter(|l| l.contains(m)).count(),
+            1,
+            "{m} on its own line:\n{get}"
+        );
+    }
+    let csv = env
+        .run(&["groups", "list", "--format", "csv"])
+        .await
+        .ok()
+        .stdout;
+    assert!(csv.contains(last.as_str().unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_call_exit_code_reflects_a_refusal() {
+    let env = spawn_env().await;
+    let o = env
+        .run(&[
+            "api",
+            "call",
+            "deluser",
+            "--data",
+            r#"{"username":"nobody@example.com","deleteaction":0}"#,
+        ])
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stdout.contains("\"FAIL\""),
+        "the raw body is still printed"
+    );
+    assert!(o.stderr.contains("nobody@example.com"), "{}", o.stderr);
+    let mut c = env.command(&["api", "call", "getuserdata"]);
+    c.env("LPBRIDGE_PROVHASH", "0".repeat(64));
+    let o = env.run_cmd(c, None).await;
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(o.stdout.contains("Authorization Error"));
+    assert!(o.stderr.contains("authentication failed"), "{}", o.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_prompts_without_a_terminal_name_the_stdin_flag() {
+    let env = spawn_env().await;
+    let o = env
+        .run(&["connection", "add", "prod", "--cid", "8771312"])
+        .await;
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("--provhash-stdin"), "{}", o.stderr);
+    // Environment credentials are labelled as such by `connection test`.
+    let t = env
+        .run(&["connection", "test", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(t["name"], "(environment)");
+    // -v logs carry no terminal colour codes when stderr is not a terminal.
+    let o = env.run(&["-v", "users", "list", "--limit", "1"]).await.ok();
+    assert!(!o.stderr.contains('\u{1b}'), "{}", o.stderr);
+}

@@ -342,7 +342,7 @@ async fn getuserdata_matches_the_recorded_shapes() {
     // Wrong data type.
     assert_eq!(
         env.cmd("getuserdata", json!([1, 2])).await,
-        r#"{"status":"FAIL","error":"Invalid data"}"#
+        r#"{"status":"FAIL","error":"Invalid data: expected an object, got [1,2]"}"#
     );
 }
 
@@ -895,7 +895,7 @@ async fn expiredmasterpwlist_answers_capital_success() {
     assert_eq!(
         env.cmd("expiredmasterpwlist", json!({"continuation_token": "abc"}))
             .await,
-        r#"{"status":"Failure","error":"Invalid continuation token"}"#
+        r#"{"status":"Failure","error":"Invalid continuation token: abc"}"#
     );
 }
 

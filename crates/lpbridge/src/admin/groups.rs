@@ -38,6 +38,42 @@ impl Record for GroupInfo {
             self.members.join(";"),
         ]
     }
+    /// A table shows the first few members only (`groups get NAME` lists them all).
+    fn table_row(&self) -> Vec<String> {
+        const SHOWN: usize = 3;
+        let mut members = self
+            .members
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if self.members.len() > SHOWN {
+            members.push_str(&format!(", … (+{} more)", self.members.len() - SHOWN));
+        }
+        vec![self.name.clone(), self.member_count.to_string(), members]
+    }
+}
+
+/// One group with every member on its own line of the `members` cell (`groups get` as a table).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct GroupDetail<'a>(pub &'a GroupInfo);
+
+impl Record for GroupDetail<'_> {
+    fn headers() -> &'static [&'static str] {
+        GroupInfo::headers()
+    }
+    fn row(&self) -> Vec<String> {
+        self.0.row()
+    }
+    fn table_row(&self) -> Vec<String> {
+        vec![
+            self.0.name.clone(),
+            self.0.member_count.to_string(),
+            self.0.members.join("\n"),
+        ]
+    }
 }
 
 /// Every group with its members: a streamed sweep of `getuserdata` pages, merging each page's

@@ -330,7 +330,7 @@ pub async fn apply(
             by_line.remove(&item.line).unwrap_or(ItemResult {
                 row: Some(item.line),
                 email: item.email,
-                action: "create".into(),
+                action: item.action,
                 outcome: Outcome::Skipped,
                 message: Some(item.reason),
             })

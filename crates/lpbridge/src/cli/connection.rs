@@ -65,8 +65,13 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> Result<()> {
                     name.as_str()
                 )));
             }
-            let provhash = read_secret("provisioning hash", provhash_stdin, true)?
-                .ok_or_else(|| Error::usage("a provisioning hash is required"))?;
+            let provhash = read_secret(
+                "provisioning hash",
+                "--provhash-stdin",
+                provhash_stdin,
+                true,
+            )?
+            .ok_or_else(|| Error::usage("a provisioning hash is required"))?;
             let profile = Profile {
                 name: name.clone(),
                 cid,
@@ -102,11 +107,6 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> Result<()> {
             Ok(())
         }
         ConnectionCmd::Test { name } => {
-            let label = name
-                .as_ref()
-                .or(ctx.global.connection.as_ref())
-                .map(|n| n.as_str().to_owned())
-                .unwrap_or_else(|| "(resolved)".into());
             let ctx2;
             let ctx = if let Some(n) = name {
                 ctx2 = Ctx::new(super::GlobalArgs {
@@ -120,7 +120,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> Result<()> {
             } else {
                 ctx
             };
-            let (_, endpoint) = ctx.resolve_credentials()?;
+            let (_, endpoint, label) = ctx.resolve_credentials()?;
             let client = ctx.client()?;
             let page = client.user_page(&UserQuery::default(), 1, 0).await?;
             let rec = ConnectionRecord {

@@ -15,13 +15,17 @@ pub enum EventsCmd {
     /// Times are in the account's time zone, as LastPass uses them.
     #[command(
         after_help = "Dates: 'YYYY-MM-DD HH:MM:SS', 'YYYY-MM-DDTHH:MM:SS' or 'YYYY-MM-DD' (--from: 00:00:00,\n\
-        --to: 23:59:59 of that day).\n\nExample:\n  lpbridge events list --from 2026-11-01 --to 2026-11-23 --search Login --format jsonl"
+        --to: 23:59:59 of that day). Without --to, the window ends now.\n\nExample:\n  \
+        lpbridge events list --from 2026-11-01 --to 2026-11-23 --search Login --format jsonl\n  \
+        lpbridge events list --from '2026-01-01 00:00:00' --limit 20"
     )]
     List {
+        /// Start of the window (account time zone).
         #[arg(long, value_parser = parse_from)]
         from: NaiveDateTime,
+        /// End of the window (account time zone) [default: now, in every time zone].
         #[arg(long, value_parser = parse_to)]
-        to: NaiveDateTime,
+        to: Option<NaiveDateTime>,
         /// Only events whose fields match this text.
         #[arg(long)]
         search: Option<String>,
@@ -80,6 +84,9 @@ pub async fn run(ctx: &Ctx, cmd: EventsCmd) -> Result<()> {
         admin_only,
         limit,
     } = cmd;
+    // LastPass reads the window in the account's time zone, which the client does not know:
+    // "now" is taken in the easternmost zone (UTC+14), so no event written so far is left out.
+    let to = to.unwrap_or_else(|| (chrono::Utc::now() + chrono::Duration::hours(14)).naive_utc());
     if from > to {
         return Err(Error::usage(format!(
             "--from ({from}) is after --to ({to})"
@@ -96,10 +103,12 @@ pub async fn run(ctx: &Ctx, cmd: EventsCmd) -> Result<()> {
     tracing::debug!(max_per_call = MAX_EVENTS_PER_CALL, "streaming events");
     let mut stream = client.events(query);
     let mut e = Emitter::new::<lastpass::Event>(ctx.format, ctx.stdout());
-    while let Some(ev) = stream.next().await {
-        if limit.is_some_and(|l| e.count() >= l) {
+    // The limit is checked before pulling the next event, so reaching it exactly never
+    // fetches one more page.
+    while limit.is_none_or(|l| e.count() < l) {
+        let Some(ev) = stream.next().await else {
             break;
-        }
+        };
         e.emit(&ev?)?;
     }
     e.finish()?;

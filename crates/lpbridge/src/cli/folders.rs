@@ -58,8 +58,13 @@ pub async fn run(ctx: &Ctx, cmd: FoldersCmd) -> Result<()> {
             Ok(())
         }
         FoldersCmd::Permissions { detailed, folder } => {
-            permissions(ctx, detailed, folder.as_ref()).await?;
-            Ok(())
+            let found = permissions(ctx, detailed, folder.as_ref()).await?;
+            match folder {
+                Some(id) if found == 0 => {
+                    Err(Error::NotFound(format!("no such shared folder: {id}")))
+                }
+                _ => Ok(()),
+            }
         }
     }
 }

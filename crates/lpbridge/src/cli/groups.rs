@@ -67,11 +67,17 @@ pub async fn run(ctx: &Ctx, cmd: GroupsCmd) -> Result<()> {
         }
         GroupsCmd::Get { name } => {
             let all = groups::all_groups(ctx.client()?).await?;
-            let g = all
-                .into_iter()
-                .find(|g| g.name == name.as_str())
-                .ok_or_else(|| Error::NotFound(format!("no such group: {name}")))?;
-            write_one(ctx.format, ctx.stdout(), &g)?;
+            let g = all.iter().find(|g| g.name == name.as_str());
+            let Some(g) = g else {
+                // Group names are case-sensitive; point at a near miss.
+                let hint = all
+                    .iter()
+                    .find(|g| g.name.eq_ignore_ascii_case(name.as_str()))
+                    .map(|g| format!(" (did you mean {:?}?)", g.name))
+                    .unwrap_or_default();
+                return Err(Error::NotFound(format!("no such group: {name}{hint}")));
+            };
+            write_one(ctx.format, ctx.stdout(), &groups::GroupDetail(g))?;
             Ok(())
         }
         GroupsCmd::AddMembers { group, emails } => members(ctx, group, emails, true).await,

@@ -59,6 +59,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Stored connection profile to use (or LPBRIDGE_CONNECTION).
     #[arg(long, global = true, value_name = "NAME")]
@@ -130,7 +131,7 @@ impl Ctx {
         if let Some(c) = self.client.get() {
             return Ok(c);
         }
-        let (creds, endpoint) = self.resolve_credentials()?;
+        let (creds, endpoint, _) = self.resolve_credentials()?;
         let config = ClientConfig::new(creds).with_endpoint(endpoint);
         let client = Client::new(config)?;
         Ok(self.client.get_or_init(|| client))
@@ -141,9 +142,10 @@ impl Ctx {
         self.client.get()
     }
 
-    /// Credentials and endpoint, by the documented precedence.
-    pub fn resolve_credentials(&self) -> Result<(Credentials, url::Url)> {
-        let from_profile = |name: &ConnectionId| -> Result<(Credentials, url::Url)> {
+    /// Credentials, endpoint and where they came from (the profile name, or `(environment)`),
+    /// by the documented precedence.
+    pub fn resolve_credentials(&self) -> Result<(Credentials, url::Url, String)> {
+        let from_profile = |name: &ConnectionId| -> Result<(Credentials, url::Url, String)> {
             let store = ProfileStore::from_env()?;
             let p = store.get(name)?.ok_or_else(|| {
                 Error::config(format!(
@@ -161,6 +163,7 @@ impl Ctx {
                     provhash: p.provhash,
                 },
                 endpoint,
+                name.as_str().to_owned(),
             ))
         };
         if let Some(name) = &self.global.connection {
@@ -174,7 +177,7 @@ impl Ctx {
                     _ => parse_endpoint(DEFAULT_ENDPOINT)?,
                 },
             };
-            return Ok((creds, endpoint));
+            return Ok((creds, endpoint, "(environment)".to_owned()));
         }
         if let Ok(name) = std::env::var("LPBRIDGE_CONNECTION")
             && !name.is_empty()
@@ -240,8 +243,14 @@ fn parse_endpoint(s: &str) -> Result<url::Url> {
 }
 
 /// Reads a secret: all of stdin (trailing newline removed) with `from_stdin`, else a hidden
-/// prompt on the terminal. `None` when there is no terminal and `required` is false.
-pub(crate) fn read_secret(what: &str, from_stdin: bool, required: bool) -> Result<Option<Secret>> {
+/// prompt on the terminal. `None` when there is no terminal and `required` is false. `flag` is
+/// the option that reads it from stdin (named in the error when there is no terminal).
+pub(crate) fn read_secret(
+    what: &str,
+    flag: &str,
+    from_stdin: bool,
+    required: bool,
+) -> Result<Option<Secret>> {
     if from_stdin {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
@@ -254,7 +263,7 @@ pub(crate) fn read_secret(what: &str, from_stdin: bool, required: bool) -> Resul
     if !std::io::stdin().is_terminal() {
         if required {
             return Err(Error::usage(format!(
-                "{what}: no terminal to prompt on; pipe it with the --*-stdin flag"
+                "{what}: no terminal to prompt on; pipe it in with {flag}"
             )));
         }
         return Ok(None);
@@ -290,6 +299,7 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

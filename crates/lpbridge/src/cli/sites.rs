@@ -103,7 +103,7 @@ pub async fn run(ctx: &Ctx, cmd: SitesCmd) -> Result<()> {
     } else {
         return Err(Error::usage("choose one of --all, --group or --user"));
     };
-    let password = read_secret("site password", a.password_stdin, false)?;
+    let password = read_secret("site password", "--password-stdin", a.password_stdin, false)?;
     let target_label = match &target {
         PushTarget::All => "all".to_owned(),
         PushTarget::Group(g) => format!("group:{g}"),

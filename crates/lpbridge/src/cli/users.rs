@@ -56,7 +56,7 @@ pub enum UsersCmd {
     /// Invite (or, with a default password, create) one user (batchadd).
     #[command(
         after_help = "Example:\n  lpbridge users invite ann@example.com --name 'Ann Lee' --group Sales\n  \
-        printf '%s' \"$TEMP_PW\" | lpbridge users invite bob@example.com --password-stdin --no-reset-required"
+        printf '%s' \"$TEMP_PW\" | lpbridge users invite bob@example.com \\\n      --password-stdin --no-reset-required"
     )]
     Invite {
         email: Email,
@@ -170,6 +170,7 @@ pub enum UsersCmd {
     /// Users whose master password has expired (expiredmasterpwlist, streamed).
     #[command(after_help = "Example:\n  lpbridge users expired-passwords --format csv")]
     ExpiredPasswords {
+        /// At most this many users.
         #[arg(long)]
         limit: Option<u64>,
     },
@@ -204,7 +205,7 @@ pub async fn run(ctx: &Ctx, cmd: UsersCmd) -> Result<()> {
             groups,
         } => {
             let password = if password_stdin {
-                read_secret("default master password", true, true)?
+                read_secret("default master password", "--password-stdin", true, true)?
             } else {
                 None
             };
@@ -292,10 +293,10 @@ pub async fn run(ctx: &Ctx, cmd: UsersCmd) -> Result<()> {
             let client = ctx.client()?;
             let mut stream = client.expired_passwords(MAX_EXPIRED_LIMIT);
             let mut e = Emitter::new::<lastpass::ExpiredPassword>(ctx.format, ctx.stdout());
-            while let Some(item) = stream.next().await {
-                if limit.is_some_and(|l| e.count() >= l) {
+            while limit.is_none_or(|l| e.count() < l) {
+                let Some(item) = stream.next().await else {
                     break;
-                }
+                };
                 e.emit(&item?)?;
             }
             e.finish()?;
@@ -372,7 +373,10 @@ async fn list(
     let mut invited_seen: HashSet<String> = HashSet::new();
     let mut listed_invited: HashSet<String> = HashSet::new();
     let mut pages = client.user_pages(query, MAX_USER_PAGE_SIZE);
-    'pages: while let Some(page) = pages.next().await {
+    'pages: while limit.is_none_or(|l| out.count() < l) {
+        let Some(page) = pages.next().await else {
+            break;
+        };
         let page = page?;
         for name in page.invited {
             if invited_seen.insert(name.to_lowercase()) {
@@ -433,6 +437,11 @@ async fn toggle(ctx: &Ctx, enable: bool, emails: Vec<Email>) -> Result<()> {
     let results = match res {
         Ok(outcome) => toggle_results(action, &emails, &outcome, None),
         Err(e @ (lastpass::Error::Auth | lastpass::Error::Config(_))) => return Err(e.into()),
+        // Some users changed, some did not: each address gets its own outcome, and the
+        // error messages go to the addresses they name.
+        Err(lastpass::Error::Partial { succeeded, errors }) => {
+            partial_toggle_results(action, &emails, succeeded, &errors)
+        }
         Err(e) => {
             let msg = e.to_string();
             toggle_results(action, &emails, &Default::default(), Some(&msg))
@@ -440,6 +449,29 @@ async fn toggle(ctx: &Ctx, enable: bool, emails: Vec<Email>) -> Result<()> {
     };
     emit_results(ctx, &results)?;
     check_results(&results)
+}
+
+/// Results of a `disableuser`/`enableuser` answer that reported errors: the users LastPass lists
+/// as done are ok, the others failed with the messages naming them (all of them when none does).
+fn partial_toggle_results(
+    action: &str,
+    emails: &[Email],
+    succeeded: Vec<String>,
+    errors: &[String],
+) -> Vec<ItemResult> {
+    let outcome = lastpass::ToggleOutcome {
+        changed: succeeded,
+        unchanged: Vec::new(),
+    };
+    let mut results = toggle_results(action, emails, &outcome, None);
+    let keys: Vec<(&str, Vec<&str>)> = emails.iter().map(|e| (e.as_str(), Vec::new())).collect();
+    let messages = crate::admin::attribute_errors(errors, &keys);
+    for (r, m) in results.iter_mut().zip(messages) {
+        if r.outcome.is_failure() {
+            r.message = Some(m.unwrap_or_else(|| errors.join("; ")));
+        }
+    }
+    results
 }
 
 pub(super) fn emit_results(ctx: &Ctx, results: &[ItemResult]) -> Result<()> {

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value, json};
 
 use super::state::{Account, Folder, Out, PushedSite, User, score_string};
-use super::wire::{Ctx, Reply, decode_body, flex_bool, flex_i64};
+use super::wire::{Ctx, Reply, decode_body, flex_bool, flex_i64, shown};
 use super::{FlagStyle, LastPass, reporting};
 
 const INITIATED: &str = "Initiated by API";
@@ -128,6 +128,14 @@ pub(crate) fn execute(
 
 // ---------------------------------------------------------------- helpers
 
+/// `Invalid data: expected an object, got <data>`.
+fn invalid_data(data: &Value) -> Reply {
+    Reply::fail(&format!(
+        "Invalid data: expected an object, got {}",
+        shown(data)
+    ))
+}
+
 fn obj(data: &Value) -> Option<&Map<String, Value>> {
     data.as_object()
 }
@@ -239,7 +247,7 @@ fn getuserdata(a: &Account, data: &Value, max_pagesize: u32) -> (Reply, bool) {
     let m = match data {
         Value::Object(m) => m,
         Value::Null | Value::String(_) => &empty,
-        _ => return (Reply::fail("Invalid data"), false),
+        other => return (invalid_data(other), false),
     };
     let username = str_field(m, "username").filter(|s| !s.is_empty());
     let disabled = m.get("disabled").and_then(flex_bool);
@@ -403,17 +411,25 @@ fn getsfdata(
                 Some(ps) => {
                     let pi = m.get("pageindex").map(flex_i64);
                     match pi {
-                        Some(None) => return (Reply::fail("Invalid pageindex"), false),
+                        Some(None) => {
+                            let v = m.get("pageindex").map(shown).unwrap_or_default();
+                            return (Reply::fail(&format!("Invalid pageindex: {v}")), false);
+                        }
                         Some(Some(pi)) => Some((ps.max(1) as usize, pi.max(0) as usize)),
                         None => Some((ps.max(1) as usize, 0)),
                     }
                 }
-                None => return (Reply::fail("Invalid pagesize"), false),
+                None => {
+                    return (
+                        Reply::fail(&format!("Invalid pagesize: {}", shown(v))),
+                        false,
+                    );
+                }
             },
             None => None,
         },
         Value::Null | Value::String(_) => None,
-        _ => return (Reply::fail("Invalid data"), false),
+        other => return (invalid_data(other), false),
     };
     if page.is_none() && unpaged_limit.is_some_and(|l| a.folders.len() > l) {
         return (Reply::too_many("Too Many Requests"), false);
@@ -462,14 +478,16 @@ fn parse_new_user(m: &Map<String, Value>) -> Result<NewUser<'_>, String> {
         match m.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(format!("Invalid {k} for {username}")),
+            // Never echo a password, even a malformed one.
+            Some(_) if k == "password" => Err(format!("Invalid password for {username}")),
+            Some(v) => Err(format!("Invalid {k} for {username}: {}", shown(v))),
         }
     };
     let groups = match m.get("groups") {
         None | Some(Value::Null) => None,
         Some(v) => match str_list(v) {
             Some(g) if g.iter().all(|s| !s.is_empty()) => Some(g),
-            _ => return Err(format!("Invalid groups for {username}")),
+            _ => return Err(format!("Invalid groups for {username}: {}", shown(v))),
         },
     };
     let attribs = match m.get("attribs") {
@@ -484,13 +502,16 @@ fn parse_new_user(m: &Map<String, Value>) -> Result<NewUser<'_>, String> {
                 (k.clone(), v)
             })
             .collect(),
-        Some(_) => return Err(format!("Invalid attribs for {username}")),
+        Some(v) => return Err(format!("Invalid attribs for {username}: {}", shown(v))),
     };
     let reset_required = match m.get("password_reset_required") {
         None | Some(Value::Null) => true,
-        Some(v) => {
-            flex_bool(v).ok_or_else(|| format!("Invalid password_reset_required for {username}"))?
-        }
+        Some(v) => flex_bool(v).ok_or_else(|| {
+            format!(
+                "Invalid password_reset_required for {username}: {}",
+                shown(v)
+            )
+        })?,
     };
     Ok(NewUser {
         username,
@@ -641,11 +662,12 @@ fn updateuser(a: &mut Account, ctx: &Ctx, data: &Value) -> Reply {
         Err(r) => return r,
     };
     let Some(m) = obj(data) else {
-        return Reply::fail("Invalid data");
+        return invalid_data(data);
     };
     for k in ["fullname", "duousername", "securidusername"] {
-        if !matches!(m.get(k), None | Some(Value::Null) | Some(Value::String(_))) {
-            return Reply::fail(&format!("Invalid {k}"));
+        match m.get(k) {
+            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            Some(v) => return Reply::fail(&format!("Invalid {k}: {}", shown(v))),
         }
     }
     let Some(id) = a.user_id(name) else {
@@ -952,7 +974,7 @@ fn updateemail_limited(lp: &LastPass, cid: u64, ctx: &Ctx, data: &Value) -> Opti
 
 fn updateemail(a: &mut Account, ctx: &Ctx, data: &Value) -> Reply {
     let Some(m) = obj(data) else {
-        return Reply::fail("Invalid data");
+        return invalid_data(data);
     };
     let Some(old) = str_field(m, "oldemail").filter(|s| !s.is_empty()) else {
         return Reply::fail("Missing oldemail");
@@ -1005,13 +1027,18 @@ fn expiredmasterpwlist(a: &Account, data: &Value, now_us: i64) -> (Reply, bool) 
     let m = match data {
         Value::Object(m) => m,
         Value::Null | Value::String(_) => &empty,
-        _ => return failure("Invalid data"),
+        other => {
+            return failure(&format!(
+                "Invalid data: expected an object, got {}",
+                shown(other)
+            ));
+        }
     };
     let limit = match m.get("limit") {
         None | Some(Value::Null) => 500,
         Some(v) => match flex_i64(v) {
             Some(n) => n.clamp(1, 500) as usize,
-            None => return failure("Invalid limit"),
+            None => return failure(&format!("Invalid limit: {}", shown(v))),
         },
     };
     let after = match m.get("continuation_token") {
@@ -1019,7 +1046,7 @@ fn expiredmasterpwlist(a: &Account, data: &Value, now_us: i64) -> (Reply, bool) 
         Some(Value::String(s)) if s.is_empty() => None,
         Some(v) => match flex_i64(v).and_then(|n| u64::try_from(n).ok()) {
             Some(n) => Some(n),
-            None => return failure("Invalid continuation token"),
+            None => return failure(&format!("Invalid continuation token: {}", shown(v))),
         },
     };
     let Some(days) = a.password_expiry_days else {
@@ -1069,7 +1096,7 @@ fn expiredmasterpwlist(a: &Account, data: &Value, now_us: i64) -> (Reply, bool) 
 
 fn pushsitestousers(a: &mut Account, ctx: &Ctx, data: &Value) -> Reply {
     let Some(m) = obj(data) else {
-        return Reply::fail("Invalid data");
+        return invalid_data(data);
     };
     let field = |k: &str| -> String {
         match m.get(k) {

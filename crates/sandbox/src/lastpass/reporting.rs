@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::state::{Account, Interner, Out, parse_time};
-use super::wire::{Reply, flex_bool, flex_i64};
+use super::wire::{Reply, flex_bool, flex_i64, shown};
 
 /// Most events in one answer.
 pub const MAX_EVENTS: usize = 10_000;
@@ -88,10 +88,13 @@ pub(crate) fn reporting(a: &Account, top: &Map<String, Value>, data: &Value) -> 
         match get(k) {
             None => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => parse_time(&a.tz, s)
-                .map(Some)
-                .ok_or_else(|| Reply::fail(&format!("Invalid {k} date: {s}"))),
-            Some(v) => Err(Reply::fail(&format!("Invalid {k} date: {v}"))),
+            Some(Value::String(s)) => parse_time(&a.tz, s).map(Some).ok_or_else(|| {
+                Reply::fail(&format!(
+                    "Invalid {k} date: {}",
+                    shown(&Value::String(s.clone()))
+                ))
+            }),
+            Some(v) => Err(Reply::fail(&format!("Invalid {k} date: {}", shown(v)))),
         }
     };
     let from = match time_arg("from") {
@@ -108,7 +111,7 @@ pub(crate) fn reporting(a: &Account, top: &Map<String, Value>, data: &Value) -> 
         Some(Value::String(s)) if s.trim().is_empty() => None,
         Some(v) => match flex_i64(v) {
             Some(n) => Some(n),
-            None => return (Reply::fail(&format!("Invalid next: {v}")), false),
+            None => return (Reply::fail(&format!("Invalid next: {}", shown(v))), false),
         },
     };
     let hi_bound = to_end.min(next.unwrap_or(i64::MAX));

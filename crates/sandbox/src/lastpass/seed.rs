@@ -992,7 +992,8 @@ pub(crate) fn simulate(
     if to_us <= from_us || !per_hour.is_finite() || per_hour <= 0.0 {
         return 0;
     }
-    let n = ((to_us - from_us) as f64 / 3_600_000_000.0 * per_hour).round();
+    // In f64: `to_us - from_us` can overflow i64 (the bounds come from a public API).
+    let n = ((to_us as f64 - from_us as f64) / 3_600_000_000.0 * per_hour).round();
     let n = n.clamp(0.0, 20_000_000.0) as usize;
     if n == 0 {
         return 0;

@@ -325,6 +325,18 @@ impl Account {
     /// Rebuilds the derived indices (after loading).
     pub(crate) fn reindex(&mut self) -> Result<(), SandboxError> {
         self.tz = parse_tz(&self.spec.time_zone)?;
+        // Readers index `recs` by positions in `times`.
+        if self.events.times.len() != self.events.recs.len() {
+            return Err(SandboxError::Invalid {
+                field: "events",
+                value: format!(
+                    "{} times, {} records",
+                    self.events.times.len(),
+                    self.events.recs.len()
+                ),
+                reason: "the event log's times and records differ in length".into(),
+            });
+        }
         // Never trust a file: drop dangling group references.
         let n = self.groups.len() as u32;
         for u in self.users.values_mut() {

@@ -117,6 +117,20 @@ pub(crate) fn decode_body(body: &[u8], content_type: Option<&str>) -> Option<Map
     Some(m)
 }
 
+/// `v` for an error message: strings bare, anything else as JSON, cut to 100 characters (on a
+/// char boundary) so a huge value does not balloon the answer.
+pub(crate) fn shown(v: &Value) -> String {
+    const MAX: usize = 100;
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s,
+    }
+}
+
 /// An integer in any of the forms clients send: number, numeric string, boolean.
 pub(crate) fn flex_i64(v: &Value) -> Option<i64> {
     match v {
