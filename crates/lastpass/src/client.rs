@@ -348,7 +348,9 @@ fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .ok()?
         .trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        // `from_secs_f64` panics past ~584 billion years: a header like `1e300` is "too long"
+        // (see MAX_RETRY_AFTER), not a crash.
+        return (secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
@@ -1500,6 +1502,23 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("LPBRIDGE_CID"), "{e}");
         assert!(!e.to_string().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn retry_after_never_panics() {
+        let ra = |v: &str| {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(reqwest::header::RETRY_AFTER, v.parse().unwrap());
+            parse_retry_after(&h)
+        };
+        assert_eq!(ra("2"), Some(Duration::from_secs(2)));
+        assert_eq!(ra("1e300"), Some(Duration::MAX));
+        assert_eq!(ra("inf"), Some(Duration::MAX));
+        assert_eq!(ra("-1"), None);
+        assert_eq!(ra("NaN"), None);
+        assert_eq!(ra("soon"), None);
+        assert!(ra("Fri, 31 Dec 9999 23:59:59 GMT").is_some());
+        assert_eq!(ra("Thu, 01 Jan 1970 00:00:00 GMT"), Some(Duration::ZERO));
     }
 
     #[test]

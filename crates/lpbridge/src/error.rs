@@ -115,6 +115,13 @@ impl Error {
             Error::LastPass(lastpass::Error::RateLimited { .. }) => {
                 "\nhint: LastPass is rate limiting this account; retry later"
             }
+            Error::LastPass(lastpass::Error::Upstream {
+                status: 400 | 404 | 405,
+                ..
+            }) => {
+                "\nhint: is the endpoint right? (--endpoint, LPBRIDGE_ENDPOINT or the profile's; \
+                 LastPass serves the API at https://lastpass.com/enterpriseapi.php)"
+            }
             _ => "",
         };
         format!("{self}{hint}")
@@ -200,6 +207,22 @@ mod tests {
         let e = Error::Io(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         assert!(e.is_broken_pipe());
         assert!(!Error::usage("x").is_broken_pipe());
+    }
+
+    #[test]
+    fn a_wrong_endpoint_gets_a_hint() {
+        let m = Error::LastPass(lastpass::Error::Upstream {
+            cmd: "getuserdata".into(),
+            status: 404,
+        })
+        .message();
+        assert!(m.contains("is the endpoint right?"), "{m}");
+        let m = Error::LastPass(lastpass::Error::Upstream {
+            cmd: "getuserdata".into(),
+            status: 503,
+        })
+        .message();
+        assert!(!m.contains("endpoint"), "{m}");
     }
 
     #[test]

@@ -638,6 +638,9 @@ async fn set_clock(State(s): State<ControlState>, body: Bytes) -> Result<Json<Va
     Ok(Json(clock_json(&s.clock)))
 }
 
+/// Most events one `POST /_sandbox/activity` may ask for.
+const MAX_ACTIVITY_EVENTS: f64 = 1_000_000.0;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActivityRequest {
@@ -662,6 +665,18 @@ async fn generate_activity(State(s): State<ControlState>, body: Bytes) -> Result
             "per_hour",
             per_hour.to_string(),
             "must be a positive number of events per hour",
+        ));
+    }
+    // One call must not allocate without bound (20M events is ~0.5 GB).
+    let expected = req.minutes / 60.0 * per_hour;
+    if expected > MAX_ACTIVITY_EVENTS {
+        return Err(ControlError::invalid(
+            "per_hour",
+            per_hour.to_string(),
+            format!(
+                "{per_hour} events per hour over {} minutes is about {expected:.0} events; at most {MAX_ACTIVITY_EVENTS} per call",
+                req.minutes
+            ),
         ));
     }
     let to_us = s.clock.now_us();

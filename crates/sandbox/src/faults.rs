@@ -46,6 +46,9 @@ const MAX_REQUEST_BODY: usize = 64 * 1024 * 1024;
 /// Distinct command names counted before the rest go to `"(other)"`.
 const MAX_CMD_KEYS: usize = 256;
 
+/// Longer command names are counted under `"(other)"` (no real command comes close).
+const MAX_CMD_LEN: usize = 64;
+
 /// Garbage served by the `malformed` fault: not JSON, not XML, not UTF-8.
 const MALFORMED_BODY: &[u8] =
     b"{\"status\":\"OK\",\"Users\":{\x00\xff\xfe<html><body>502 Bad Gateway</b";
@@ -378,7 +381,8 @@ impl Counter {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub total: Counter,
-    /// Keyed by the `cmd` field (`"?"` when the body had none; `"(other)"` past 256 names).
+    /// Keyed by the `cmd` field (`"?"` when the body had none; `"(other)"` past 256 names or
+    /// for names over 64 bytes).
     pub by_cmd: BTreeMap<String, Counter>,
     /// Keyed by the `cid` field (requests without a readable cid are only in `total`).
     pub by_cid: BTreeMap<u64, Counter>,
@@ -530,9 +534,10 @@ impl Faults {
     fn record(&self, cmd: Option<&str>, cid: Option<u64>, outcome: Outcome, delayed: bool) {
         let mut s = self.inner.stats.lock();
         s.total.add(outcome);
-        // Command names come from clients: keep the map bounded.
+        // Command names come from clients: keep the map bounded, in entries and in key size.
         let key = match cmd {
             None => "?",
+            Some(c) if c.len() > MAX_CMD_LEN => "(other)",
             Some(c) if s.by_cmd.len() >= MAX_CMD_KEYS && !s.by_cmd.contains_key(c) => "(other)",
             Some(c) => c,
         };
@@ -792,6 +797,20 @@ pub fn layer(router: Router, faults: Faults) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_keys_stay_bounded() {
+        let f = Faults::default();
+        let long = "x".repeat(10_000);
+        f.record(Some(&long), Some(1), Outcome::Passed, false);
+        for i in 0..300 {
+            f.record(Some(&format!("cmd{i}")), None, Outcome::Passed, false);
+        }
+        let s = f.stats();
+        assert!(s.by_cmd.keys().all(|k| k.len() <= MAX_CMD_LEN));
+        assert!(s.by_cmd.len() <= MAX_CMD_KEYS + 1);
+        assert_eq!(s.total.requests, 301);
+    }
 
     #[test]
     fn parses_specs() {

@@ -138,7 +138,8 @@ impl SandboxConfig {
         for i in 1..=n as u64 {
             let mut s = seed.clone();
             s.seed = seed.seed.wrapping_add(i);
-            let mut spec = account_spec(base_cid + i, &format!("Customer {i}"), s);
+            // Wrapping: any base cid gives distinct cids without overflowing.
+            let mut spec = account_spec(base_cid.wrapping_add(i), &format!("Customer {i}"), s);
             if let Some(tz) = self.lastpass.accounts.first().map(|a| a.time_zone.clone()) {
                 spec.time_zone = tz;
             }
@@ -174,11 +175,20 @@ impl SandboxConfig {
     }
 }
 
-/// The credentials of one account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The credentials of one account. `Debug` hides the provisioning hash.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountCredentials {
     pub cid: u64,
     pub provhash: String,
+}
+
+impl std::fmt::Debug for AccountCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountCredentials")
+            .field("cid", &self.cid)
+            .field("provhash", &"***")
+            .finish()
+    }
 }
 
 /// A running sandbox. Dropping it stops the server too (without saving); prefer

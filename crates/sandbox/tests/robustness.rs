@@ -266,10 +266,302 @@ async fn control_api_refuses_out_of_range_values() {
 async fn spawn_needs_an_account() {
     let mut cfg = sandbox::SandboxConfig::for_tests();
     cfg.lastpass.accounts.clear();
-    let e = sandbox::spawn(cfg)
-        .await
-        .err()
-        .expect("refused")
-        .to_string();
+    let e = sandbox::spawn(cfg).await.expect_err("refused").to_string();
     assert!(e.contains("accounts"), "{e}");
+}
+
+/// `Debug` of everything holding a provisioning hash hides it.
+#[test]
+fn debug_hides_provhash() {
+    let lp = emulator_at(Clock::frozen(T0));
+    let shown = format!(
+        "{:?} {:?} {:?}",
+        lp.config(),
+        lp.accounts(),
+        sandbox::server::AccountCredentials {
+            cid: CID,
+            provhash: HASH.into()
+        }
+    );
+    assert!(!shown.contains(HASH), "{shown}");
+    assert!(shown.contains("12345678"), "{shown}");
+}
+
+/// Random JSON from a fixed seed, biased towards the values that break code: extreme numbers,
+/// non-ASCII and long strings, dates at the edge of chrono's range, the fields commands read.
+mod random_bodies {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use tower::ServiceExt;
+
+    const KEYS: &[&str] = &[
+        "username",
+        "pagesize",
+        "pageindex",
+        "deleteaction",
+        "groups",
+        "add",
+        "del",
+        "from",
+        "to",
+        "next",
+        "limit",
+        "continuation_token",
+        "oldemail",
+        "newemail",
+        "users",
+        "url",
+        "password",
+        "attribs",
+        "fullname",
+        "admin",
+        "disabled",
+        "user",
+        "search",
+        "format",
+        "cid",
+        "minutes",
+        "per_hour",
+        "seed",
+        "seconds",
+        "set",
+        "freeze",
+        "resume",
+        "rps",
+        "kind",
+        "status",
+        "min_ms",
+        "max_ms",
+        "probability",
+        "count",
+        "cmd",
+        "spec",
+        "max_pagesize",
+        "flag_style",
+        "detailed_sf_unpaged_limit",
+        "json_content_type",
+        "events",
+        "folders",
+        "stats",
+        "faults",
+        "time_zone",
+        "provhash",
+        "name",
+    ];
+    const STRINGS: &[&str] = &[
+        "",
+        " ",
+        "all",
+        "allusers",
+        "a@acmecorp.com",
+        "é@ü.io",
+        "🙂",
+        "ß\u{301}",
+        "2024-03-01 00:00:00",
+        "262143-12-31 23:59:59",
+        "-262143-01-01",
+        "9999-12-31T23:59:59Z",
+        "0000-00-00 00:00:00",
+        "1",
+        "-1",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "18446744073709551616",
+        "1e400",
+        "NaN",
+        "siem",
+        "latency",
+        "status",
+        "drop",
+        "int",
+        "US/Eastern",
+        "Mars/Olympus",
+        "*:latency=1..2ms",
+        "x:999999",
+        "getuserdata",
+    ];
+
+    fn number(rng: &mut ChaCha8Rng) -> Value {
+        match rng.gen_range(0..12) {
+            0 => json!(i64::MIN),
+            1 => json!(i64::MAX),
+            2 => json!(u64::MAX),
+            3 => json!(1e300),
+            4 => json!(-1e300),
+            5 => json!(1e-300),
+            6 => json!(-1),
+            7 => json!(0),
+            8 => json!(0.5),
+            _ => json!(rng.gen_range(-3..100)),
+        }
+    }
+
+    pub(super) fn value(rng: &mut ChaCha8Rng, depth: u32) -> Value {
+        let top = if depth == 0 { 6 } else { 8 };
+        match rng.gen_range(0..top) {
+            0 => Value::Null,
+            1 => json!(rng.gen_bool(0.5)),
+            2 | 3 => number(rng),
+            4 => json!(STRINGS[rng.gen_range(0..STRINGS.len())]),
+            5 => json!("ü".repeat(rng.gen_range(0..300))),
+            6 => Value::Array(
+                (0..rng.gen_range(0..4))
+                    .map(|_| value(rng, depth - 1))
+                    .collect(),
+            ),
+            _ => object(rng, depth - 1),
+        }
+    }
+
+    pub(super) fn object(rng: &mut ChaCha8Rng, depth: u32) -> Value {
+        let n = rng.gen_range(0..6);
+        Value::Object(
+            (0..n)
+                .map(|_| {
+                    (
+                        KEYS[rng.gen_range(0..KEYS.len())].to_owned(),
+                        value(rng, depth),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    const CMDS: &[&str] = &[
+        "getuserdata",
+        "batchadd",
+        "updateuser",
+        "deluser",
+        "disableuser",
+        "enableuser",
+        "batchchangegrp",
+        "reinviteuser",
+        "resetpassword",
+        "requiremasterpasswordchange",
+        "disablemultifactor",
+        "updateemail",
+        "getsfdata",
+        "getdetailedsfdata",
+        "reporting",
+        "expiredmasterpwlist",
+        "pushsitestousers",
+    ];
+
+    /// Every command, random `data` and top-level fields: always a JSON answer, 200 or 429.
+    #[test]
+    fn emulator_answers_json_to_anything() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
+        let lp = emulator_at(Clock::frozen(T0));
+        for i in 0..3000 {
+            let mut body = object(&mut rng, 2);
+            body["cid"] = json!(CID);
+            body["provhash"] = json!(HASH);
+            body["cmd"] = json!(CMDS[i % CMDS.len()]);
+            if rng.gen_bool(0.8) {
+                body["data"] = if rng.gen_bool(0.5) {
+                    object(&mut rng, 2)
+                } else {
+                    value(&mut rng, 2)
+                };
+            }
+            let (status, bytes) = lp.execute(body.to_string().as_bytes(), None, PEER);
+            assert!(status == 200 || status == 429, "{body}: {status}");
+            let v: Result<Value, _> = serde_json::from_slice(&bytes);
+            assert!(v.is_ok(), "{body}: {}", String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    /// Every control endpoint, random bodies: never a 5xx, always a JSON answer.
+    #[tokio::test]
+    async fn control_api_answers_4xx_not_5xx() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0xc0de);
+        let clock = Clock::frozen(T0);
+        let state = sandbox::control::ControlState {
+            lastpass: emulator_at(clock.clone()),
+            faults: sandbox::faults::Faults::default(),
+            clock,
+            activity: Default::default(),
+            state_file: None,
+        };
+        let app = sandbox::control::router(state);
+        // `/save` is left out: it writes wherever `path` says.
+        let paths = [
+            "/accounts".to_owned(),
+            format!("/accounts/{CID}/seed"),
+            format!("/accounts/{CID}/users/a@acmecorp.com/login"),
+            "/config".to_owned(),
+            "/reset".to_owned(),
+            "/faults".to_owned(),
+            "/rate-limit".to_owned(),
+            "/clock".to_owned(),
+            "/clock/advance".to_owned(),
+            "/activity".to_owned(),
+        ];
+        for i in 0..1500 {
+            let path = &paths[i % paths.len()];
+            let mut body = object(&mut rng, 2);
+            // Keep generated accounts small: the seed itself is not what is under test.
+            for k in ["seed", "users", "events", "folders", "groups"] {
+                if let Some(v) = body.get_mut(k)
+                    && v.as_u64().is_some_and(|n| n > 1000)
+                    && v.as_u64() != Some(u64::MAX)
+                {
+                    *v = json!(10);
+                }
+            }
+            let req = axum::http::Request::post(path.as_str())
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.to_string()))
+                .unwrap();
+            let resp = app.clone().oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            assert!(
+                status < 500,
+                "{path} {body}: {status} {}",
+                String::from_utf8_lossy(&bytes)
+            );
+            let v: Result<Value, _> = serde_json::from_slice(&bytes);
+            assert!(
+                v.is_ok(),
+                "{path} {body}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+}
+
+/// Refusals name the field and the value (cut to 100 characters), but never echo a password.
+#[test]
+fn refusals_name_field_and_value() {
+    let lp = emulator_at(Clock::frozen(T0));
+    let err = |cmd: &str, data: Value| call(&lp, cmd, data)["error"].to_string();
+    assert_eq!(
+        err("getsfdata", json!({"pagesize": "lots"})),
+        r#""Invalid pagesize: lots""#
+    );
+    assert_eq!(
+        err("getsfdata", json!({"pagesize": 5, "pageindex": [1]})),
+        r#""Invalid pageindex: [1]""#
+    );
+    assert_eq!(
+        err("getuserdata", json!([1, 2])),
+        r#""Invalid data: expected an object, got [1,2]""#
+    );
+    let e = err("updateuser", json!({"username": "x@y.io", "fullname": 5}));
+    assert_eq!(e, r#""Invalid fullname: 5""#);
+    let e = err("expiredmasterpwlist", json!({"limit": "ü".repeat(500)}));
+    assert!(
+        e.starts_with(r#""Invalid limit: üü"#) && e.chars().count() < 130,
+        "{e}"
+    );
+    let e = err(
+        "batchadd",
+        json!([{"username": "new@acmecorp.com", "password": 123456789}]),
+    );
+    assert_eq!(e, r#""Invalid password for new@acmecorp.com""#);
+    assert!(!e.contains("123456789"));
 }

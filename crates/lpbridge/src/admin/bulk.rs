@@ -47,6 +47,12 @@ impl UserOp {
         }
     }
 
+    /// Whether the client never re-sends it after an ambiguous failure (a second invitation or
+    /// reset e-mail would reach the user), so such a failure may hide an applied change.
+    pub fn is_unsafe_write(self) -> bool {
+        matches!(self, UserOp::Reinvite | UserOp::ResetPassword)
+    }
+
     /// Whether the CLI asks for confirmation first.
     pub fn is_destructive(self) -> bool {
         matches!(self, UserOp::Delete(_))
@@ -55,20 +61,32 @@ impl UserOp {
 
 /// Runs `op` for every address, `CONCURRENCY` at a time, results in input order.
 pub async fn run_user_op(client: &Client, op: UserOp, emails: &[Email]) -> Vec<ItemResult> {
-    for_each(emails, op.name(), |email| async move {
-        match op {
-            UserOp::Delete(action) => client.delete_user(email, action).await,
-            UserOp::Reinvite => client.reinvite_user(email).await,
-            UserOp::ResetPassword => client.reset_password(email).await,
-            UserOp::RequirePasswordChange => client.require_password_change(email).await,
-            UserOp::DisableMfa => client.disable_multifactor(email).await,
-        }
-    })
+    for_each(
+        emails,
+        op.name(),
+        op.is_unsafe_write(),
+        |email| async move {
+            match op {
+                UserOp::Delete(action) => client.delete_user(email, action).await,
+                UserOp::Reinvite => client.reinvite_user(email).await,
+                UserOp::ResetPassword => client.reset_password(email).await,
+                UserOp::RequirePasswordChange => client.require_password_change(email).await,
+                UserOp::DisableMfa => client.disable_multifactor(email).await,
+            }
+        },
+    )
     .await
 }
 
-/// Applies `f` to every address with bounded concurrency.
-pub async fn for_each<'a, F, Fut>(emails: &'a [Email], action: &str, f: F) -> Vec<ItemResult>
+/// Applies `f` to every address with bounded concurrency. With `unsafe_write`, a failure that may
+/// have been applied anyway (the request reached LastPass but the answer was lost or garbled)
+/// says so: the change was not retried, and running it again may repeat it.
+pub async fn for_each<'a, F, Fut>(
+    emails: &'a [Email],
+    action: &str,
+    unsafe_write: bool,
+    f: F,
+) -> Vec<ItemResult>
 where
     F: Fn(&'a Email) -> Fut,
     Fut: Future<Output = Result<(), lastpass::Error>> + 'a,
@@ -87,10 +105,30 @@ where
         } else {
             Outcome::Failed
         },
-        message: res.err().map(|e| e.to_string()),
+        message: res.err().map(|e| describe(&e, unsafe_write)),
     })
     .collect()
     .await
+}
+
+/// An error message for the per-item report; see [`for_each`] for `unsafe_write`.
+pub fn describe(e: &lastpass::Error, unsafe_write: bool) -> String {
+    let ambiguous = matches!(
+        e,
+        lastpass::Error::Decode { .. }
+            | lastpass::Error::Transport {
+                ambiguous: true,
+                ..
+            }
+    );
+    if unsafe_write && ambiguous {
+        format!(
+            "{e} (LastPass may have applied it; not retried, so that nothing is sent twice: \
+             check before running it again)"
+        )
+    } else {
+        e.to_string()
+    }
 }
 
 /// Turns a `disableuser`/`enableuser` answer into one result per requested address: changed →
@@ -150,6 +188,24 @@ mod tests {
         assert_eq!(r[1].outcome, Outcome::Unchanged);
         assert_eq!(r[2].outcome, Outcome::Failed);
         assert!(super::super::check_results(&r).is_err());
+    }
+
+    #[test]
+    fn ambiguous_failures_of_unsafe_writes_say_they_may_be_applied() {
+        let garbled = lastpass::Error::Decode {
+            cmd: "reinviteuser".into(),
+            reason: "malformed body".into(),
+            excerpt: "{".into(),
+        };
+        assert!(describe(&garbled, true).contains("may have applied it"));
+        assert!(!describe(&garbled, false).contains("may have applied it"));
+        let refused = lastpass::Error::Failed {
+            cmd: "reinviteuser".into(),
+            message: "User has already accepted the invitation".into(),
+        };
+        assert!(!describe(&refused, true).contains("may have applied it"));
+        assert!(UserOp::Reinvite.is_unsafe_write());
+        assert!(!UserOp::Delete(DeleteAction::Remove).is_unsafe_write());
     }
 
     #[test]

@@ -17,7 +17,9 @@ pub enum ApiCmd {
         lpbridge api call reporting --data @query.json"
     )]
     Call {
+        /// The Enterprise API command (`getuserdata`, `reporting`, …).
         cmd: String,
+        /// The command's `data`: JSON, `@FILE` or `@-` (stdin).
         #[arg(long)]
         data: Option<String>,
     },

@@ -18,6 +18,7 @@ pub enum ConnectionCmd {
         after_help = "Example:\n  lpbridge connection add prod --cid 8771312 --endpoint https://lastpass.com/enterpriseapi.php --provhash-stdin < provhash.txt"
     )]
     Add {
+        /// Profile name (use it with --connection NAME).
         name: ConnectionId,
         /// The account number (cid) from the Admin Console dashboard.
         #[arg(long)]
@@ -41,7 +42,10 @@ pub enum ConnectionCmd {
     },
     /// Delete a stored connection.
     #[command(after_help = "Example:\n  lpbridge connection remove prod")]
-    Remove { name: ConnectionId },
+    Remove {
+        /// Profile name.
+        name: ConnectionId,
+    },
 }
 
 pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> Result<()> {

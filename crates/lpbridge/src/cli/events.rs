@@ -1,6 +1,6 @@
 //! `lpbridge events list`.
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use clap::Subcommand;
 use futures::StreamExt;
 use lastpass::{EventQuery, MAX_EVENTS_PER_CALL};
@@ -86,12 +86,25 @@ pub async fn run(ctx: &Ctx, cmd: EventsCmd) -> Result<()> {
     } = cmd;
     // LastPass reads the window in the account's time zone, which the client does not know:
     // "now" is taken in the easternmost zone (UTC+14), so no event written so far is left out.
-    let to = to.unwrap_or_else(|| (chrono::Utc::now() + chrono::Duration::hours(14)).naive_utc());
-    if from > to {
-        return Err(Error::usage(format!(
-            "--from ({from}) is after --to ({to})"
-        )));
-    }
+    let now = || {
+        let t = (chrono::Utc::now() + chrono::Duration::hours(14)).naive_utc();
+        t.with_nanosecond(0).unwrap_or(t)
+    };
+    let to = match to {
+        Some(to) if from > to => {
+            return Err(Error::usage(format!(
+                "--from ({from}) is after --to ({to})"
+            )));
+        }
+        Some(to) => to,
+        None => {
+            let to = now();
+            if from > to {
+                return Err(Error::usage(format!("--from ({from}) is in the future")));
+            }
+            to
+        }
+    };
     let client = ctx.client()?;
     let query = EventQuery {
         from,

@@ -20,6 +20,7 @@ pub enum FoldersCmd {
     /// One shared folder's members and their roles.
     #[command(after_help = "Example:\n  lpbridge folders get 101")]
     Get {
+        /// Shared folder id (see `lpbridge folders list`).
         id: FolderId,
         /// Include each member's sites (paged getdetailedsfdata).
         #[arg(long)]

@@ -19,20 +19,27 @@ pub enum GroupsCmd {
     List,
     /// One group and its members.
     #[command(after_help = "Example:\n  lpbridge groups get Sales")]
-    Get { name: GroupName },
+    Get {
+        /// Group name (case-sensitive).
+        name: GroupName,
+    },
     /// Add users to a group (batchchangegrp).
     #[command(
         after_help = "Example:\n  lpbridge groups add-members Sales ann@example.com bob@example.com"
     )]
     AddMembers {
+        /// Group name (case-sensitive; the group must exist).
         group: GroupName,
+        /// Users' e-mail addresses.
         #[arg(required = true)]
         emails: Vec<Email>,
     },
     /// Remove users from a group (batchchangegrp).
     #[command(after_help = "Example:\n  lpbridge groups remove-members Sales ann@example.com")]
     RemoveMembers {
+        /// Group name (case-sensitive).
         group: GroupName,
+        /// Users' e-mail addresses.
         #[arg(required = true)]
         emails: Vec<Email>,
     },

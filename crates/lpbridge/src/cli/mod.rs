@@ -81,25 +81,46 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage stored, encrypted connection profiles.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  lpbridge connection add prod --cid 8771312 --provhash-stdin < provhash.txt\n  lpbridge connection test prod"
+    )]
     Connection(connection::ConnectionCmd),
     /// List, look up, invite, import, update and remove users.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  lpbridge users list --status invited --format table\n  lpbridge users import hires.csv --dry-run"
+    )]
     Users(users::UsersCmd),
     /// Groups and their members; bulk membership changes.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  lpbridge groups list --format table\n  lpbridge groups add-members Sales ann@example.com"
+    )]
     Groups(groups::GroupsCmd),
     /// Shared folders and who has access to them.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  lpbridge folders permissions --detailed --format csv"
+    )]
     Folders(folders::FoldersCmd),
     /// Push sites into users' vaults.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  printf '%s' \"$PW\" | lpbridge sites push --group Sales --url https://crm.example.com \\\n      --label CRM --password-stdin"
+    )]
     Sites(sites::SitesCmd),
     /// The account's event log (reporting).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  lpbridge events list --from 2026-11-01 --limit 20"
+    )]
     Events(events::EventsCmd),
     /// Raw Enterprise API calls.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  lpbridge api call getsfdata --data '\"all\"'"
+    )]
     Api(api::ApiCmd),
     /// Run the LastPass sandbox (emulator) locally. The first stdout line is JSON with the
     /// endpoint, cid and provisioning hash; a control API is served under /_sandbox.
@@ -268,7 +289,13 @@ pub(crate) fn read_secret(
         }
         return Ok(None);
     }
-    let s = rpassword::prompt_password(format!("{what}: "))?;
+    let s = match rpassword::prompt_password(format!("{what}: ")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(Error::usage(format!("{what}: nothing was entered")));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if s.is_empty() {
         if required {
             return Err(Error::usage(format!("{what} must not be empty")));
@@ -294,7 +321,9 @@ fn init_tracing(verbose: u8) {
         1 => "info,lpbridge=debug,lastpass=debug",
         _ => "debug,lpbridge=trace,lastpass=trace",
     };
+    // LPBRIDGE_LOG, else the conventional RUST_LOG (what the README documents), else -v.
     let filter = tracing_subscriber::EnvFilter::try_from_env("LPBRIDGE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("RUST_LOG"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -333,4 +362,34 @@ pub async fn run(cli: Cli) -> Result<()> {
         );
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command, leaf or group, shows an example in its `--help` (the README promises it).
+    #[test]
+    fn every_command_help_has_an_example() {
+        fn walk(cmd: &mut clap::Command, path: String, missing: &mut Vec<String>) {
+            let help = cmd.render_long_help().to_string();
+            if !help.to_lowercase().contains("example:") {
+                missing.push(path.clone());
+            }
+            for sub in cmd.get_subcommands_mut() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                let p = format!("{path} {}", sub.get_name());
+                walk(sub, p, missing);
+            }
+        }
+        let mut root = Cli::command();
+        root.build();
+        let mut missing = Vec::new();
+        walk(&mut root, "lpbridge".into(), &mut missing);
+        assert!(missing.is_empty(), "no example in the help of: {missing:?}");
+    }
 }

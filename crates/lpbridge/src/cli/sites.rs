@@ -56,6 +56,7 @@ pub struct PushArgs {
     /// Read the site password from stdin.
     #[arg(long)]
     password_stdin: bool,
+    /// Notes stored with the site.
     #[arg(long)]
     notes: Option<String>,
     /// Vault folder name.
@@ -122,7 +123,17 @@ pub async fn run(ctx: &Ctx, cmd: SitesCmd) -> Result<()> {
         persistent: a.persistent,
         shared_folder_id: a.shared_folder_id,
     };
-    let psid = ctx.client()?.push_site(&site).await?;
+    // pushsitestousers is never re-sent after an ambiguous failure; say that it may be applied.
+    let psid = match ctx.client()?.push_site(&site).await {
+        Ok(psid) => psid,
+        Err(
+            e @ (lastpass::Error::Decode { .. }
+            | lastpass::Error::Transport {
+                ambiguous: true, ..
+            }),
+        ) => return Err(Error::Config(crate::admin::bulk::describe(&e, true))),
+        Err(e) => return Err(e.into()),
+    };
     write_one(
         ctx.format,
         ctx.stdout(),

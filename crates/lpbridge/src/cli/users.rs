@@ -38,6 +38,7 @@ pub enum UsersCmd {
         /// Only these users (repeatable; one server-side lookup each).
         #[arg(long = "email", value_name = "EMAIL")]
         emails: Vec<Email>,
+        /// Only users in this state (`invited`: pending invitations).
         #[arg(long, value_enum, default_value = "all")]
         status: StatusFilter,
         /// Only admins.
@@ -52,13 +53,17 @@ pub enum UsersCmd {
     },
     /// Show one user.
     #[command(after_help = "Example:\n  lpbridge users get ann@example.com")]
-    Get { email: Email },
+    Get {
+        /// The user's e-mail address (case-insensitive).
+        email: Email,
+    },
     /// Invite (or, with a default password, create) one user (batchadd).
     #[command(
         after_help = "Example:\n  lpbridge users invite ann@example.com --name 'Ann Lee' --group Sales\n  \
         printf '%s' \"$TEMP_PW\" | lpbridge users invite bob@example.com \\\n      --password-stdin --no-reset-required"
     )]
     Invite {
+        /// The new user's e-mail address.
         email: Email,
         /// Full name.
         #[arg(long)]
@@ -94,11 +99,15 @@ pub enum UsersCmd {
     #[command(group(ArgGroup::new("fields").required(true).multiple(true)),
         after_help = "Example:\n  lpbridge users update ann@example.com --name 'Ann Lee-Smith'")]
     Update {
+        /// The user's current e-mail address.
         email: Email,
+        /// New full name.
         #[arg(long, group = "fields")]
         name: Option<String>,
+        /// New Duo Security username.
         #[arg(long, group = "fields")]
         duo_username: Option<String>,
+        /// New RSA SecurID username.
         #[arg(long, group = "fields")]
         securid_username: Option<String>,
     },
@@ -106,7 +115,12 @@ pub enum UsersCmd {
     #[command(
         after_help = "Example:\n  lpbridge users update-email ann@old.example ann@new.example"
     )]
-    UpdateEmail { old: Email, new: Email },
+    UpdateEmail {
+        /// The current address.
+        old: Email,
+        /// The new address.
+        new: Email,
+    },
     /// Re-send invitations (reinviteuser).
     #[command(after_help = "Example:\n  lpbridge users reinvite ann@example.com bob@example.com")]
     Reinvite {
@@ -504,6 +518,7 @@ pub(super) fn emit_plan<P: serde::Serialize>(
         for c in calls {
             t.emit(&CallRow(c.clone()))?;
         }
+        writeln!(out, "\nAPI calls this plan makes:")?;
         out.write_all(&t.finish()?)?;
         out.flush()?;
     }

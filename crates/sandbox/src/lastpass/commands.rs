@@ -144,6 +144,23 @@ fn str_field<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
     m.get(k).and_then(Value::as_str).map(str::trim)
 }
 
+/// The objects of a batch: an array of objects, or one object alone. `not_object` /
+/// `not_array` are the FAIL messages for a bad element / a bad `data`.
+fn objects<'a>(
+    data: &'a Value,
+    not_object: &str,
+    not_array: &str,
+) -> Result<Vec<&'a Map<String, Value>>, Reply> {
+    match data {
+        Value::Array(v) => v
+            .iter()
+            .map(|x| x.as_object().ok_or_else(|| Reply::fail(not_object)))
+            .collect(),
+        Value::Object(m) => Ok(vec![m]),
+        _ => Err(Reply::fail(not_array)),
+    }
+}
+
 /// A list of strings: an array of strings, or a single string.
 fn str_list(v: &Value) -> Option<Vec<&str>> {
     match v {
@@ -202,7 +219,7 @@ fn write_user(o: &mut Out, a: &Account, u: &User) {
         .bool(u.password_reset_required);
     if !u.groups.is_empty() {
         o.raw(",\"groups\":")
-            .strs(u.groups.iter().map(|&g| a.groups[g as usize].name.as_str()));
+            .strs(u.groups.iter().map(|&g| a.group_name(g)));
     }
     if !u.attribs.is_empty() {
         o.raw(",\"attribs\":{");
@@ -223,11 +240,11 @@ fn write_groups(o: &mut Out, a: &Account, which: &[u32]) {
         return;
     }
     o.push(b'{');
-    for (i, &g) in which.iter().enumerate() {
+    let groups = which.iter().filter_map(|&g| a.groups.get(g as usize));
+    for (i, group) in groups.enumerate() {
         if i > 0 {
             o.comma();
         }
-        let group = &a.groups[g as usize];
         o.key(&group.name);
         o.strs(
             group
@@ -331,11 +348,13 @@ fn getuserdata(a: &Account, data: &Value, max_pagesize: u32) -> (Reply, bool) {
             let mut set = vec![false; a.groups.len()];
             for u in &selected {
                 for &g in &u.groups {
-                    set[g as usize] = true;
+                    if let Some(s) = set.get_mut(g as usize) {
+                        *s = true;
+                    }
                 }
             }
             (0..a.groups.len() as u32)
-                .filter(|&g| set[g as usize])
+                .filter(|&g| set.get(g as usize).copied().unwrap_or(false))
                 .collect()
         };
         o.raw(",\"Groups\":");
@@ -526,19 +545,13 @@ fn parse_new_user(m: &Map<String, Value>) -> Result<NewUser<'_>, String> {
 }
 
 fn batchadd(a: &mut Account, ctx: &Ctx, data: &Value) -> Reply {
-    let items: Vec<&Map<String, Value>> = match data {
-        Value::Array(v) => {
-            let mut items = Vec::with_capacity(v.len());
-            for x in v {
-                match x {
-                    Value::Object(m) => items.push(m),
-                    _ => return Reply::fail("Invalid data: each user must be an object"),
-                }
-            }
-            items
-        }
-        Value::Object(m) => vec![m],
-        _ => return Reply::fail("Invalid data: expected an array of users"),
+    let items = match objects(
+        data,
+        "Invalid data: each user must be an object",
+        "Invalid data: expected an array of users",
+    ) {
+        Ok(items) => items,
+        Err(r) => return r,
     };
     // Validate the whole batch first: nothing is applied when any entry is bad.
     let mut parsed = Vec::with_capacity(items.len());
@@ -611,13 +624,13 @@ fn batchadd(a: &mut Account, ctx: &Ctx, data: &Value) -> Reply {
                 .unwrap_or_default();
             for gi in current {
                 if !wanted.contains(&gi) && a.leave(id, gi) {
-                    let gname = &a.groups[gi as usize].name;
+                    let gname = a.group_name(gi);
                     group_events.push(("Remove from group", format!("'{gname}' '{uname}'")));
                 }
             }
             for gi in wanted {
                 if a.join(id, gi) {
-                    let gname = &a.groups[gi as usize].name;
+                    let gname = a.group_name(gi);
                     group_events.push(("Adding user to group", format!("{uname} - {gname}")));
                 }
             }
@@ -809,19 +822,13 @@ fn set_disabled(a: &mut Account, ctx: &Ctx, data: &Value, disable: bool) -> Repl
 }
 
 fn batchchangegrp(a: &mut Account, ctx: &Ctx, data: &Value) -> Reply {
-    let entries: Vec<&Map<String, Value>> = match data {
-        Value::Array(v) => {
-            let mut e = Vec::with_capacity(v.len());
-            for x in v {
-                match x {
-                    Value::Object(m) => e.push(m),
-                    _ => return Reply::fail("Invalid data: each entry must be an object"),
-                }
-            }
-            e
-        }
-        Value::Object(m) => vec![m],
-        _ => return Reply::fail("Invalid data: expected an array"),
+    let entries = match objects(
+        data,
+        "Invalid data: each entry must be an object",
+        "Invalid data: expected an array",
+    ) {
+        Ok(entries) => entries,
+        Err(r) => return r,
     };
     // Shape check first so a malformed request changes nothing.
     let mut parsed = Vec::with_capacity(entries.len());
@@ -1119,7 +1126,7 @@ fn pushsitestousers(a: &mut Account, ctx: &Ctx, data: &Value) -> Reply {
             .filter(|u| !u.invited && !u.disabled)
             .count()
     } else if let Some(g) = a.group(&users) {
-        a.groups[g as usize].members.len()
+        a.groups.get(g as usize).map_or(0, |g| g.members.len())
     } else if a.user_by_name(&users).is_some_and(|u| !u.invited) {
         1
     } else {
@@ -1176,7 +1183,7 @@ pub(crate) fn inspect_user(a: &Account, u: &User) -> Value {
         "securidusername": u.securidusername,
         "counters": u.counters,
         "password_reset_required": u.password_reset_required,
-        "groups": u.groups.iter().map(|&g| a.groups[g as usize].name.clone()).collect::<Vec<_>>(),
+        "groups": u.groups.iter().map(|&g| a.group_name(g)).collect::<Vec<_>>(),
         "attribs": u.attribs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<Map<String, Value>>(),
         "pending_email": u.pending_email,
         "mails_sent": u.mails_sent,

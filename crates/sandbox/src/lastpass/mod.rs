@@ -88,7 +88,8 @@ impl Default for SeedOptions {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` hides the provisioning hash (only the first stdout line shows it, on purpose).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct AccountSpec {
     pub cid: u64,
     pub provhash: String,
@@ -110,8 +111,9 @@ pub struct LastPassConfig {
     pub json_content_type: bool,
 }
 
-/// A summary of one account, for the control API and the sandbox's first stdout line.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A summary of one account, for the control API and the sandbox's first stdout line. `Debug`
+/// hides the provisioning hash.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct AccountInfo {
     pub cid: u64,
     pub provhash: String,
@@ -125,6 +127,34 @@ pub struct AccountInfo {
     pub groups: usize,
     pub folders: usize,
     pub events: usize,
+}
+
+impl std::fmt::Debug for AccountSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountSpec")
+            .field("cid", &self.cid)
+            .field("provhash", &"***")
+            .field("name", &self.name)
+            .field("time_zone", &self.time_zone)
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AccountInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountInfo")
+            .field("cid", &self.cid)
+            .field("provhash", &"***")
+            .field("name", &self.name)
+            .field("time_zone", &self.time_zone)
+            .field("users", &self.users)
+            .field("invited", &self.invited)
+            .field("groups", &self.groups)
+            .field("folders", &self.folders)
+            .field("events", &self.events)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

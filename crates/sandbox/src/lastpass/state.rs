@@ -416,6 +416,12 @@ impl Account {
         }
     }
 
+    /// The name of group `g` (`""` for an index that does not exist: indices come from this
+    /// account, but a lookup must never panic).
+    pub(crate) fn group_name(&self, g: u32) -> &str {
+        self.groups.get(g as usize).map_or("", |g| g.name.as_str())
+    }
+
     pub(crate) fn group(&self, name: &str) -> Option<u32> {
         self.group_idx.get(name).copied()
     }
