@@ -20,7 +20,7 @@
 //! Backoff is exponential with full jitter, bounded by [`RetryPolicy`]; a `Retry-After` header
 //! (seconds or HTTP date) is honoured as a minimum.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -996,6 +996,14 @@ impl Client {
     /// `getuserdata` with no paging: the whole directory in one answer.
     pub async fn all_users(&self) -> Result<UserPage, Error> {
         self.call("getuserdata", None, decode::user_page_ctx).await
+    }
+
+    /// Every group with its members (pending invitees included), from one unpaged
+    /// `getuserdata` whose `Groups` map is decoded and whose `Users` are skipped: the fewest
+    /// calls for a group listing, and empty groups are listed too. `Ok(None)` when LastPass
+    /// answers without a `Groups` map (then only a user sweep can tell memberships).
+    pub async fn groups(&self) -> Result<Option<BTreeMap<String, Vec<String>>>, Error> {
+        self.call("getuserdata", None, decode::groups_ctx).await
     }
 
     /// The subset of `users` (folded e-mails) that exist as users or invitees.

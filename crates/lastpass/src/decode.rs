@@ -387,6 +387,42 @@ pub(crate) fn user_page_with_total(ctx: &Ctx<'_>, body: &[u8]) -> Result<(UserPa
     ))
 }
 
+/// Only the `Groups` map (and the envelope) of a `getuserdata` answer: `Users` is skipped
+/// without building records, so a whole-directory answer costs little more than its bytes.
+#[derive(Deserialize)]
+struct WireGroupsOnly {
+    #[serde(default, rename = "Groups")]
+    groups: Option<GroupMap>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    status: Option<String>,
+    #[serde(default, deserialize_with = "lenient::messages")]
+    error: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::messages")]
+    errors: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    message: Option<String>,
+}
+
+/// `Ok(None)` when the answer carries no `Groups` map.
+pub(crate) fn groups_ctx(
+    ctx: &Ctx<'_>,
+    body: &[u8],
+) -> Result<Option<BTreeMap<String, Vec<String>>>, Error> {
+    let w: WireGroupsOnly = parse(ctx, body)?;
+    let env = Envelope {
+        status: w.status,
+        errors: w.error.into_iter().chain(w.errors).collect(),
+        message: w.message,
+    };
+    env.check(ctx, Scope::Single(None))?;
+    Ok(w.groups.map(|GroupMap(g)| g.into_iter().collect()))
+}
+
+/// The `Groups` map of a `getuserdata` answer, if it has one.
+pub fn groups(body: &[u8]) -> Result<Option<BTreeMap<String, Vec<String>>>, Error> {
+    groups_ctx(&Ctx::new("getuserdata"), body)
+}
+
 /// A `getuserdata` answer (a page or the whole directory).
 pub fn user_page(body: &[u8]) -> Result<UserPage, Error> {
     user_page_ctx(&Ctx::new("getuserdata"), body)

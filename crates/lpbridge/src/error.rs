@@ -56,6 +56,9 @@ pub enum Error {
     /// The requested object does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The account's current state forbids the change (e.g. inviting an existing user).
+    #[error("{0}")]
+    Conflict(String),
     /// Missing credentials, unreadable profile store, wrong master key…
     #[error("{0}")]
     Config(String),
@@ -93,6 +96,7 @@ impl Error {
             }
             Error::LastPass(_)
             | Error::NotFound(_)
+            | Error::Conflict(_)
             | Error::Config(_)
             | Error::Aborted
             | Error::Io(_) => EXIT_ERROR,

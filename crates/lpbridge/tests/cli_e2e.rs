@@ -368,7 +368,7 @@ async fn users_get_invite_update_and_lifecycle() {
     );
     let again = env.run(&["users", "invite", "new.hire@example.com"]).await;
     assert_eq!(
-        again.code, 2,
+        again.code, 1,
         "inviting an existing invitee is refused: {}",
         again.stderr
     );
@@ -1158,6 +1158,29 @@ async fn connection_profiles_are_encrypted_and_testable() {
             .code,
         1
     );
+
+    // Without --endpoint, an exported LPBRIDGE_ENDPOINT becomes the profile's endpoint.
+    let mut c = profile_cmd(&[
+        "connection",
+        "add",
+        "viaenv",
+        "--cid",
+        &cid,
+        "--provhash-stdin",
+    ]);
+    c.env("LPBRIDGE_ENDPOINT", &endpoint);
+    env.run_cmd(c, Some(&format!("{}\n", env.provhash)))
+        .await
+        .ok();
+    let t = env
+        .run_cmd(
+            profile_cmd(&["connection", "test", "viaenv", "--format", "json"]),
+            None,
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(t["account"], cid.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1660,4 +1683,59 @@ async fn an_unsafe_write_with_a_lost_answer_says_it_may_be_applied() {
         .await;
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("may have applied it"), "{}", o.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_listed_from_one_call_including_empty_and_invitee_only_groups() {
+    let env = spawn_env().await;
+    // A pending invitee is the only member of a brand-new group.
+    env.run(&[
+        "users",
+        "invite",
+        "newbie@example.com",
+        "--group",
+        "Onboarding 2026",
+    ])
+    .await
+    .ok();
+    env.sb.reset_stats();
+    let g = env
+        .run(&["groups", "get", "Onboarding 2026", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(g["members"], serde_json::json!(["newbie@example.com"]));
+    assert_eq!(env.calls("getuserdata"), 1, "one unpaged call");
+    // Removing the only member leaves an empty group that is still listed.
+    env.run(&[
+        "groups",
+        "remove-members",
+        "Onboarding 2026",
+        "newbie@example.com",
+    ])
+    .await
+    .ok();
+    let all = env
+        .run(&["groups", "list", "--format", "json"])
+        .await
+        .ok()
+        .json();
+    let entry = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "Onboarding 2026")
+        .expect("empty group listed");
+    assert_eq!(entry["member_count"], 0);
+    // An apply file adding to the (empty, existing) group plans no "no such group" warning.
+    let f = env.file(
+        "apply.csv",
+        "email,group,action\nnewbie@example.com,Onboarding 2026,add\n",
+    );
+    let plan = env
+        .run(&["groups", "apply", &f, "--dry-run", "--format", "json"])
+        .await
+        .ok()
+        .stdout;
+    assert!(!plan.contains("no such group"), "{plan}");
 }

@@ -275,7 +275,13 @@ pub async fn run_until(
     );
     stop.await;
     tracing::info!("shutting down");
-    handle.shutdown().await
+    let state_file = handle.state_file().map(|p| p.display().to_string());
+    handle.shutdown().await?;
+    if let Some(path) = state_file {
+        // stdout carries only the services line; humans read stderr.
+        eprintln!("sandbox state saved to {path}");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -98,6 +98,7 @@ impl From<SandboxError> for ControlError {
                 ..Self::invalid("cid", cid.to_string(), message)
             },
             SandboxError::Invalid { field, value, .. } => Self::invalid(field, value, message),
+            SandboxError::Listen { addr, .. } => Self::invalid("listen", addr, message),
             SandboxError::StateFile { path, .. } => Self {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 code: "state_file",

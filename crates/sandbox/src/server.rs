@@ -361,18 +361,14 @@ pub async fn spawn(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         r.validate()?;
     }
     let faults = Faults::new(config.faults.clone());
+    let cannot_listen = |e: std::io::Error| SandboxError::Listen {
+        addr: config.listen.to_string(),
+        reason: e.to_string(),
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| SandboxError::Invalid {
-            field: "listen",
-            value: config.listen.to_string(),
-            reason: e.to_string(),
-        })?;
-    let addr = listener.local_addr().map_err(|e| SandboxError::Invalid {
-        field: "listen",
-        value: config.listen.to_string(),
-        reason: e.to_string(),
-    })?;
+        .map_err(cannot_listen)?;
+    let addr = listener.local_addr().map_err(cannot_listen)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = ControlState {
         lastpass: lastpass.clone(),

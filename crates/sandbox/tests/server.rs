@@ -120,6 +120,13 @@ async fn state_file_survives_a_restart() {
     let total = api(&sb, "getuserdata", json!({"pagesize": 1})).await["total"].clone();
     sb.shutdown().await.unwrap();
     assert!(path.exists());
+    #[cfg(unix)]
+    {
+        // It holds the accounts' provisioning hashes: owner-only.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "state file mode {mode:o}");
+    }
 
     // A different seed in the config is ignored: the file wins.
     let mut config = SandboxConfig::with_seed(SeedOptions {
@@ -204,5 +211,20 @@ async fn activity_follows_a_running_clock_and_stops_on_shutdown() {
             .unwrap()
             .events,
         n
+    );
+}
+
+#[tokio::test]
+async fn a_taken_port_is_refused_with_a_clear_message() {
+    let first = sandbox::spawn(SandboxConfig::for_tests()).await.unwrap();
+    let mut cfg = SandboxConfig::for_tests();
+    cfg.listen = first.addr;
+    let err = match sandbox::spawn(cfg).await {
+        Ok(_) => panic!("a second sandbox bound the same port"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.starts_with(&format!("cannot listen on {}: ", first.addr)),
+        "{err}"
     );
 }

@@ -251,10 +251,14 @@ impl fmt::Display for Cid {
 impl FromStr for Cid {
     type Err = InvalidValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.trim()
-            .parse::<u64>()
-            .map(Cid)
-            .map_err(|_| InvalidValue::new("cid", s, "must be a positive integer account number"))
+        match s.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Cid(n)),
+            _ => Err(InvalidValue::new(
+                "cid",
+                s,
+                "must be a positive integer account number",
+            )),
+        }
     }
 }
 
@@ -269,6 +273,7 @@ impl<'de> Deserialize<'de> for Cid {
         match serde_json::Value::deserialize(d)? {
             serde_json::Value::Number(n) => n
                 .as_u64()
+                .filter(|n| *n > 0)
                 .map(Cid)
                 .ok_or_else(|| serde::de::Error::custom("cid must be a positive integer")),
             serde_json::Value::String(s) => s.parse().map_err(serde::de::Error::custom),
@@ -395,6 +400,8 @@ mod tests {
         assert_eq!(a, b);
         assert!(serde_json::from_str::<Cid>("\"x1\"").is_err());
         assert!(serde_json::from_str::<Cid>("true").is_err());
+        assert!(serde_json::from_str::<Cid>("0").is_err());
+        assert_eq!("0".parse::<Cid>().unwrap_err().field, "cid");
         assert_eq!(serde_json::to_string(&a).unwrap(), "8771312");
     }
 

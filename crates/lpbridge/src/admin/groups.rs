@@ -76,10 +76,25 @@ impl Record for GroupDetail<'_> {
     }
 }
 
-/// Every group with its members: a streamed sweep of `getuserdata` pages, merging each page's
-/// `Groups` object (and each user's `groups`, in case a page lists only its own users' groups).
+/// Every group with its members. One unpaged `getuserdata` whose `Groups` map is decoded alone
+/// (users skipped); if LastPass answers without that map, a streamed sweep of pages merging each
+/// user's `groups` (which cannot see empty groups or invitee-only memberships).
 pub async fn all_groups(client: &Client) -> Result<Vec<GroupInfo>> {
     let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // One unpaged call carries the whole `Groups` map, empty groups and invitees included.
+    if let Some(map) = client.groups().await? {
+        return Ok(map
+            .into_iter()
+            .map(|(name, members)| {
+                let members: BTreeSet<String> = members.into_iter().collect();
+                GroupInfo {
+                    name,
+                    member_count: members.len(),
+                    members: members.into_iter().collect(),
+                }
+            })
+            .collect());
+    }
     let mut pages = client.user_pages(UserQuery::default(), MAX_USER_PAGE_SIZE);
     while let Some(page) = pages.next().await {
         let page = page?;
@@ -356,10 +371,27 @@ pub struct Memberships {
     pub groups: HashSet<String>,
 }
 
-/// Current memberships of the users named in `rows`: one streamed directory listing.
+/// Current memberships of the users named in `rows`. Preferably the unpaged `Groups` map (every
+/// group, empty ones and invitees included) plus an existence check of the named users in the
+/// fewest calls; without that map, one streamed directory listing.
 pub async fn current_memberships(client: &Client, rows: &[MembershipRow]) -> Result<Memberships> {
     let wanted: HashSet<&str> = rows.iter().map(|r| r.email.folded()).collect();
     let mut out = Memberships::default();
+    if let Some(map) = client.groups().await? {
+        let wanted_owned: HashSet<String> = wanted.iter().map(|w| (*w).to_owned()).collect();
+        for name in super::directory::existing_among(client, &wanted_owned).await? {
+            out.users.insert(name, HashSet::new());
+        }
+        for (group, members) in map {
+            for m in members {
+                if let Some(set) = out.users.get_mut(&m.to_lowercase()) {
+                    set.insert(group.clone());
+                }
+            }
+            out.groups.insert(group);
+        }
+        return Ok(out);
+    }
     let mut pages = client.user_pages(UserQuery::default(), MAX_USER_PAGE_SIZE);
     while let Some(page) = pages.next().await {
         let page = page?;

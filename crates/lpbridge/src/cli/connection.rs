@@ -56,11 +56,14 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> Result<()> {
             provhash_stdin,
             overwrite,
         } => {
-            // The endpoint comes from the global `--endpoint URL` (default: the US host).
+            // The endpoint: `--endpoint URL`, else LPBRIDGE_ENDPOINT, else the US host.
             let endpoint = match ctx.global.endpoint.clone() {
                 Some(e) => e,
-                None => url::Url::parse(DEFAULT_ENDPOINT)
-                    .map_err(|e| Error::config(format!("default endpoint: {e}")))?,
+                None => match std::env::var("LPBRIDGE_ENDPOINT") {
+                    Ok(e) if !e.trim().is_empty() => super::parse_endpoint(e.trim())?,
+                    _ => url::Url::parse(DEFAULT_ENDPOINT)
+                        .map_err(|e| Error::config(format!("default endpoint: {e}")))?,
+                },
             };
             let store = ProfileStore::from_env()?;
             if !overwrite && store.get(&name)?.is_some() {

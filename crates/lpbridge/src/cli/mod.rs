@@ -259,7 +259,7 @@ impl Ctx {
     }
 }
 
-fn parse_endpoint(s: &str) -> Result<url::Url> {
+pub(crate) fn parse_endpoint(s: &str) -> Result<url::Url> {
     url::Url::parse(s).map_err(|e| Error::config(format!("invalid endpoint URL {s:?}: {e}")))
 }
 

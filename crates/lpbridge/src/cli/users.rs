@@ -227,10 +227,10 @@ pub async fn run(ctx: &Ctx, cmd: UsersCmd) -> Result<()> {
             match directory::lookup(client, &email).await? {
                 Lookup::Missing => {}
                 Lookup::User(_) => {
-                    return Err(Error::usage(format!("user {email} already exists")));
+                    return Err(Error::Conflict(format!("user {email} already exists")));
                 }
                 Lookup::Invited(_) => {
-                    return Err(Error::usage(format!(
+                    return Err(Error::Conflict(format!(
                         "{email} is already invited (use `lpbridge users reinvite {email}`)"
                     )));
                 }

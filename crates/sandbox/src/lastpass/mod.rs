@@ -169,6 +169,8 @@ pub enum SandboxError {
         value: String,
         reason: String,
     },
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
     #[error("state file {path}: {message}")]
     StateFile { path: String, message: String },
 }

@@ -51,7 +51,8 @@ pub(crate) fn save(lp: &LastPass, path: &Path) -> Result<(), SandboxError> {
         .into_owned();
     let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
-        let f = File::create(&tmp)?;
+        // The state holds every account's provisioning hash: owner-only, like a key file.
+        let f = create_private(&tmp)?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
         serde_json::to_writer(&mut w, &state)?;
         w.flush()?;
@@ -77,4 +78,16 @@ pub(crate) fn load(path: &Path) -> Result<(LastPassConfig, Vec<Account>), Sandbo
         a.reindex()?;
     }
     Ok((state.config, accounts))
+}
+
+/// Creates (truncating) a file readable and writable by its owner only.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
 }
