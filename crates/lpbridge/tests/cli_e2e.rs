@@ -1739,3 +1739,36 @@ async fn groups_are_listed_from_one_call_including_empty_and_invitee_only_groups
         .stdout;
     assert!(!plan.contains("no such group"), "{plan}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_tuning_flags_reach_the_client() {
+    let env = spawn_env().await;
+    // One attempt: a single 429 is final (exit 1) after exactly one request.
+    env.sb
+        .faults
+        .add(FaultRule::new("getuserdata", FaultKind::Status { status: 429 }).count(1));
+    env.sb.reset_stats();
+    let o = env
+        .run(&["users", "list", "--limit", "1", "--attempts", "1"])
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("429"), "{}", o.stderr);
+    assert_eq!(env.calls("getuserdata"), 1);
+    // The same fault with the default attempts is retried through.
+    env.sb
+        .faults
+        .add(FaultRule::new("getuserdata", FaultKind::Status { status: 429 }).count(1));
+    env.sb.reset_stats();
+    env.run(&["users", "list", "--limit", "1"]).await.ok();
+    assert_eq!(env.calls("getuserdata"), 2);
+    // Refused at the boundary, before any call, naming the flag and the value.
+    env.sb.reset_stats();
+    let o = env.run(&["users", "list", "--rate-limit=-3"]).await;
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("--rate-limit"), "{}", o.stderr);
+    let mut c = env.command(&["users", "list"]);
+    c.env("LPBRIDGE_MAX_IN_FLIGHT", "0");
+    let o = env.run_cmd(c, None).await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert_eq!(env.sb.stats().total.requests, 0);
+}

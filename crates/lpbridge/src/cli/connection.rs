@@ -118,10 +118,8 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> Result<()> {
             let ctx = if let Some(n) = name {
                 ctx2 = Ctx::new(super::GlobalArgs {
                     connection: Some(n),
-                    endpoint: ctx.global.endpoint.clone(),
                     format: Some(ctx.format),
-                    verbose: ctx.global.verbose,
-                    yes: ctx.global.yes,
+                    ..ctx.global.clone()
                 });
                 &ctx2
             } else {

@@ -58,7 +58,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Stored connection profile to use (or LPBRIDGE_CONNECTION).
@@ -76,6 +76,32 @@ pub struct GlobalArgs {
     /// Do not ask for confirmation before destructive changes.
     #[arg(short, long, global = true)]
     pub yes: bool,
+    /// Client-side limit on requests per second to LastPass (default: none; `updateemail` is
+    /// always held to LastPass's documented 10/s).
+    #[arg(long, global = true, env = "LPBRIDGE_RATE_LIMIT", value_name = "RPS", value_parser = parse_rate)]
+    pub rate_limit: Option<f64>,
+    /// At most this many requests in flight [default: 4].
+    #[arg(long, global = true, env = "LPBRIDGE_MAX_IN_FLIGHT", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_in_flight: Option<u16>,
+    /// Per-request timeout in seconds [default: 30].
+    #[arg(long, global = true, env = "LPBRIDGE_TIMEOUT", value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: Option<u64>,
+    /// Attempts per request, retries included, on 429, 5xx and timeouts [default: 5].
+    #[arg(long, global = true, env = "LPBRIDGE_ATTEMPTS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub attempts: Option<u32>,
+}
+
+/// A request rate: a finite number above zero.
+fn parse_rate(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate: give requests per second above 0, e.g. 5 or 0.5"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,7 +179,20 @@ impl Ctx {
             return Ok(c);
         }
         let (creds, endpoint, _) = self.resolve_credentials()?;
-        let config = ClientConfig::new(creds).with_endpoint(endpoint);
+        let mut config = ClientConfig::new(creds).with_endpoint(endpoint);
+        let g = &self.global;
+        if let Some(rps) = g.rate_limit {
+            config.rate_limit_per_sec = Some(rps);
+        }
+        if let Some(n) = g.max_in_flight {
+            config.max_concurrency = usize::from(n);
+        }
+        if let Some(secs) = g.timeout {
+            config.timeout = std::time::Duration::from_secs(secs);
+        }
+        if let Some(n) = g.attempts {
+            config.retry.max_attempts = n;
+        }
         let client = Client::new(config)?;
         Ok(self.client.get_or_init(|| client))
     }
