@@ -60,12 +60,22 @@ struct Envelope {
 }
 
 /// Where the key comes from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum KeySource {
     /// `LPBRIDGE_MASTER_KEY`.
     Env(String),
     /// A key file, generated when missing.
     File(PathBuf),
+}
+
+// Hand-written so that `{:?}` of a store never prints the master key.
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Env(_) => f.write_str("Env(***)"),
+            KeySource::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
 }
 
 /// The encrypted profile store.
@@ -174,8 +184,13 @@ impl ProfileStore {
             Error::config(format!("{} is not a connection store: {e}", path.display()))
         })?;
         if env.version != STORE_VERSION {
+            let hint = if env.version > STORE_VERSION {
+                "written by a newer lpbridge; upgrade lpbridge"
+            } else {
+                "not a format this lpbridge reads"
+            };
             return Err(Error::config(format!(
-                "{}: unsupported store version {}",
+                "{}: unsupported store version {} ({hint})",
                 path.display(),
                 env.version
             )));
@@ -203,8 +218,15 @@ impl ProfileStore {
                     self.dir.join(KEY_FILE).display()
                 ))
             })?;
-        serde_json::from_slice(&plain)
-            .map_err(|e| Error::config(format!("{}: corrupt profile data: {e}", path.display())))
+        // Only the position: serde's message can quote plaintext values (provisioning hashes).
+        serde_json::from_slice(&plain).map_err(|e| {
+            Error::config(format!(
+                "{}: corrupt profile data (line {}, column {})",
+                path.display(),
+                e.line(),
+                e.column()
+            ))
+        })
     }
 
     fn save(&self, plain: &Plain) -> Result<()> {
@@ -243,16 +265,14 @@ impl ProfileStore {
                 )
             }),
             KeySource::File(path) => match std::fs::read_to_string(path) {
-                Ok(s) => parse_key(s.trim()).ok_or_else(|| {
-                    Error::config(format!("{} does not hold a 32-byte key", path.display()))
-                }),
+                Ok(s) => {
+                    warn_if_exposed(path);
+                    parse_key(s.trim()).ok_or_else(|| {
+                        Error::config(format!("{} does not hold a 32-byte key", path.display()))
+                    })
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-                    let key = ChaCha20Poly1305::generate_key(&mut OsRng);
-                    if let Some(parent) = path.parent() {
-                        create_private_dir(parent)?;
-                    }
-                    write_private(path, format!("{}\n", B64.encode(key)).as_bytes())?;
-                    Ok(key)
+                    self.create_key_file(path)
                 }
                 Err(e) => Err(Error::config(format!(
                     "cannot read the master key {}: {e}",
@@ -261,6 +281,47 @@ impl ProfileStore {
             },
         }
     }
+
+    /// Generates the key file without ever replacing one: when another process created it
+    /// meanwhile, its key is used (else profiles it already wrote would become unreadable).
+    fn create_key_file(&self, path: &Path) -> Result<Key> {
+        let key = ChaCha20Poly1305::generate_key(&mut OsRng);
+        if let Some(parent) = path.parent() {
+            create_private_dir(parent)?;
+        }
+        let tmp = write_temp(path, format!("{}\n", B64.encode(key)).as_bytes())?;
+        // `hard_link` fails on an existing target, unlike `rename`.
+        let linked = std::fs::hard_link(&tmp, path);
+        let result = match linked {
+            Ok(()) => Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.key(false),
+            // File systems without hard links: fall back to the atomic rename.
+            Err(_) => std::fs::rename(&tmp, path)
+                .map(|()| key)
+                .map_err(|e| Error::config(format!("cannot write {}: {e}", path.display()))),
+        };
+        let _ = std::fs::remove_file(&tmp);
+        result
+    }
+}
+
+/// Warns when a key file can be read by other users (it is created 0600).
+fn warn_if_exposed(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                "{} is readable by other users (mode {:o}); run `chmod 600` on it",
+                path.display(),
+                m.permissions().mode() & 0o777
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// A 32-byte key from base64 or hex.
@@ -276,7 +337,11 @@ fn parse_key(s: &str) -> Option<Key> {
     (bytes.len() == 32).then(|| *Key::from_slice(&bytes))
 }
 
+/// Creates `dir` (mode 0700 when lpbridge creates it; an existing directory is left as is).
 fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::config(format!("cannot create {}: {e}", dir.display())))?;
     #[cfg(unix)]
@@ -289,22 +354,41 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 
 /// Writes `body` to `path` atomically (temp file + rename) with mode 0600.
 fn write_private(path: &Path, body: &[u8]) -> Result<()> {
+    let tmp = write_temp(path, body)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::config(format!("cannot write {}: {e}", path.display()))
+    })
+}
+
+/// Writes `body`, synced, to a new 0600 file next to `path` and returns its path. The name is
+/// unique per write (no two writers share it) and the file is created fresh, so a stale temp
+/// file with wider permissions is never reused.
+fn write_temp(path: &Path, body: &[u8]) -> Result<PathBuf> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(
+        ".{}.{:016x}.tmp",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let tmp = path.with_file_name(name);
     let err = |e: std::io::Error| Error::config(format!("cannot write {}: {e}", path.display()));
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
     let mut f = opts.open(&tmp).map_err(err)?;
-    f.write_all(body).map_err(err)?;
-    f.sync_all().map_err(err)?;
+    let written = f.write_all(body).and_then(|()| f.sync_all());
     drop(f);
-    std::fs::rename(&tmp, path).map_err(err)?;
-    Ok(())
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    Ok(tmp)
 }
 
 #[cfg(test)]
@@ -388,5 +472,112 @@ mod tests {
         assert!(store.add(&profile("a"), false).is_err());
         assert!(store.remove(&ConnectionId::new("a").unwrap()).unwrap());
         assert!(!store.remove(&ConnectionId::new("a").unwrap()).unwrap());
+    }
+
+    #[test]
+    fn debug_output_hides_the_master_key_and_provhash() {
+        let key = B64.encode([9u8; 32]);
+        let store = ProfileStore::new("/nonexistent", KeySource::Env(key.clone()));
+        let dbg = format!("{store:?}");
+        assert!(!dbg.contains(&key), "{dbg}");
+        let dbg = format!("{:?}", profile("prod"));
+        assert!(!dbg.contains(PROVHASH), "{dbg}");
+    }
+
+    #[test]
+    fn corrupt_truncated_and_future_stores_are_refused_with_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::new(dir.path(), KeySource::Env("cd".repeat(32)));
+        store.add(&profile("prod"), false).unwrap();
+        let good = std::fs::read(store.path()).unwrap();
+
+        std::fs::write(store.path(), &good[..good.len() / 2]).unwrap();
+        let e = store.list().unwrap_err().to_string();
+        assert!(e.contains("is not a connection store"), "{e}");
+
+        std::fs::write(store.path(), b"").unwrap();
+        assert!(store.list().is_err());
+
+        let mut env: serde_json::Value = serde_json::from_slice(&good).unwrap();
+        env["version"] = 2.into();
+        std::fs::write(store.path(), env.to_string()).unwrap();
+        let e = store.list().unwrap_err().to_string();
+        assert!(
+            e.contains("version 2") && e.contains("newer lpbridge"),
+            "{e}"
+        );
+
+        // A flipped ciphertext byte fails the AEAD tag: nothing is decrypted.
+        let mut env: serde_json::Value = serde_json::from_slice(&good).unwrap();
+        let mut ct = B64.decode(env["ciphertext"].as_str().unwrap()).unwrap();
+        ct[0] ^= 1;
+        env["ciphertext"] = B64.encode(ct).into();
+        std::fs::write(store.path(), env.to_string()).unwrap();
+        let e = store.list().unwrap_err().to_string();
+        assert!(e.contains("cannot decrypt"), "{e}");
+
+        let mut env: serde_json::Value = serde_json::from_slice(&good).unwrap();
+        env["nonce"] = "AAAA".into();
+        std::fs::write(store.path(), env.to_string()).unwrap();
+        let e = store.list().unwrap_err().to_string();
+        assert!(e.contains("corrupt nonce"), "{e}");
+    }
+
+    #[test]
+    fn decrypted_garbage_is_reported_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "ef".repeat(32);
+        let store = ProfileStore::new(dir.path(), KeySource::Env(key.clone()));
+        // A well-encrypted plaintext of the wrong shape, quoting the provhash.
+        let cipher = ChaCha20Poly1305::new(&parse_key(&key).unwrap());
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let msg = format!(r#"{{"connections":{{"p":{{"cid":"{PROVHASH}"}}}}}}"#);
+        let ct = cipher
+            .encrypt(
+                &nonce,
+                chacha20poly1305::aead::Payload {
+                    msg: msg.as_bytes(),
+                    aad: AAD,
+                },
+            )
+            .unwrap();
+        let env = serde_json::json!({
+            "version": STORE_VERSION, "alg": "chacha20poly1305",
+            "nonce": B64.encode(nonce), "ciphertext": B64.encode(ct),
+        });
+        std::fs::write(store.path(), env.to_string()).unwrap();
+        let e = store.list().unwrap_err().to_string();
+        assert!(e.contains("corrupt profile data"), "{e}");
+        assert!(!e.contains(PROVHASH), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn writes_never_reuse_a_stale_temp_file_or_replace_a_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join(KEY_FILE);
+        let store = ProfileStore::new(dir.path(), KeySource::File(key_path.clone()));
+        // A world-readable leftover at the old fixed temp name is not picked up.
+        let stale = dir.path().join("connections.tmp");
+        std::fs::write(&stale, b"stale").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+        store.add(&profile("a"), false).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&store.path()), 0o600);
+        assert_eq!(mode(&key_path), 0o600);
+        // No temp files are left behind.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") && n != "connections.tmp")
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+        // Generating a key when one appeared meanwhile keeps the existing one.
+        let before = std::fs::read_to_string(&key_path).unwrap();
+        let k = store.create_key_file(&key_path).unwrap();
+        assert_eq!(std::fs::read_to_string(&key_path).unwrap(), before);
+        assert_eq!(Some(k), parse_key(&before));
+        assert_eq!(store.list().unwrap().len(), 1);
     }
 }

@@ -1110,3 +1110,31 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn invitees_come_once_with_the_first_page_and_total_counts_directory_users() {
+    let lp = emulator(seed(3000, 3, 2, 0, 11));
+    let p0 = jcall(
+        &lp,
+        "getuserdata",
+        json!({"pagesize": 1000, "pageindex": 0}),
+    );
+    let p1 = jcall(
+        &lp,
+        "getuserdata",
+        json!({"pagesize": 1000, "pageindex": 1}),
+    );
+    let all = jcall(&lp, "getuserdata", json!("all"));
+    // `users` seeds directory users; invitees come on top.
+    assert_eq!(p0["total"], 3000);
+    let invited = p0["invited"].as_array().expect("first page lists invitees");
+    assert!(!invited.is_empty());
+    assert!(
+        p1.get("invited").is_none(),
+        "later pages do not repeat them"
+    );
+    assert_eq!(all["invited"].as_array().unwrap(), invited);
+    // An invitee is never in `Users`.
+    let first = invited[0].as_str().unwrap();
+    assert!(user(&all, first).is_none());
+}

@@ -13,7 +13,7 @@ use lastpass::{Client, Email, GroupChange, GroupName, MAX_USER_PAGE_SIZE, UserQu
 use serde::Serialize;
 
 use super::{ItemResult, Outcome, PlanItem, PlannedCall, attribute_errors};
-use crate::error::{Error, LineProblem, Result};
+use crate::error::{LineProblem, Result};
 use crate::output::Record;
 
 /// Default users per `batchchangegrp` call.
@@ -137,14 +137,8 @@ pub struct MembershipRow {
 pub fn parse_csv<R: Read>(path: &str, reader: R) -> Result<Vec<MembershipRow>> {
     let bytes = super::read_all(path, reader)?;
     let index = super::LineIndex::new(&bytes);
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes.as_slice());
-    let header_err = |message: String| Error::InvalidFile {
-        path: path.to_owned(),
-        problems: vec![LineProblem { line: 1, message }],
-    };
+    let mut rdr = super::csv_reader(&bytes);
+    let header_err = |message: String| super::file_error(path, 1, message);
     let headers = rdr
         .headers()
         .map_err(|e| header_err(format!("cannot read the header row: {e}")))?
@@ -228,14 +222,7 @@ pub fn parse_csv<R: Read>(path: &str, reader: R) -> Result<Vec<MembershipRow>> {
             action,
         });
     }
-    if problems.is_empty() {
-        Ok(rows)
-    } else {
-        Err(Error::InvalidFile {
-            path: path.to_owned(),
-            problems,
-        })
-    }
+    super::rows_or_problems(path, rows, problems)
 }
 
 /// The group-apply plan.
@@ -344,16 +331,9 @@ pub fn plan(rows: Vec<MembershipRow>, directory: &Memberships, batch_size: usize
             item.call = Some(format!("batchchangegrp #{n}"));
         }
     }
-    let calls = batches
-        .iter()
-        .enumerate()
-        .map(|(i, b)| PlannedCall {
-            id: format!("batchchangegrp #{}", i + 1),
-            cmd: "batchchangegrp",
-            items: b.len(),
-            reason: format!("change memberships of {} user(s)", b.len()),
-        })
-        .collect();
+    let calls = super::planned_calls("batchchangegrp", batches.iter().map(Vec::len), |n| {
+        format!("change memberships of {n} user(s)")
+    });
     GroupPlan {
         items,
         calls,
@@ -482,6 +462,7 @@ pub async fn apply(client: &Client, plan: GroupPlan) -> Vec<ItemResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn rows(s: &str) -> Vec<MembershipRow> {
         parse_csv("g.csv", s.as_bytes()).unwrap()

@@ -20,7 +20,7 @@ use lastpass::{Client, Email, GroupName, NewUser};
 use serde::Serialize;
 
 use super::{ItemResult, Outcome, PlanItem, PlannedCall, errors_naming};
-use crate::error::{Error, LineProblem, Result};
+use crate::error::{LineProblem, Result};
 
 /// Default `--batch-size`.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
@@ -59,22 +59,31 @@ fn column(name: &str) -> Option<Col> {
 pub fn parse_csv<R: Read>(path: &str, reader: R) -> Result<Vec<ImportRow>> {
     let bytes = super::read_all(path, reader)?;
     let index = super::LineIndex::new(&bytes);
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes.as_slice());
-    let file_err = |line: u64, message: String| Error::InvalidFile {
-        path: path.to_owned(),
-        problems: vec![LineProblem { line, message }],
-    };
+    let mut rdr = super::csv_reader(&bytes);
+    let file_err = |line: u64, message: String| super::file_error(path, line, message);
     let headers = rdr
         .headers()
         .map_err(|e| file_err(1, format!("cannot read the header row: {e}")))?
         .clone();
     let mut cols = Vec::with_capacity(headers.len());
+    // A repeated column would silently lose one of its values: refuse it. Keyed by column, or
+    // by attribute name for `attrib.<Key>`.
+    let mut seen_cols: HashMap<(u8, String), &str> = HashMap::new();
     for h in headers.iter() {
         match column(h) {
-            Some(c) => cols.push(c),
+            Some(c) => {
+                let key = match c {
+                    Col::Attrib => (c as u8, h.to_ascii_lowercase()),
+                    _ => (c as u8, String::new()),
+                };
+                if let Some(first) = seen_cols.insert(key, h) {
+                    return Err(file_err(
+                        1,
+                        format!("duplicate column {h:?} (same as {first:?})"),
+                    ));
+                }
+                cols.push(c);
+            }
             None => {
                 return Err(file_err(
                     1,
@@ -130,14 +139,7 @@ pub fn parse_csv<R: Read>(path: &str, reader: R) -> Result<Vec<ImportRow>> {
             Err(message) => problems.push(LineProblem { line, message }),
         }
     }
-    if problems.is_empty() {
-        Ok(rows)
-    } else {
-        Err(Error::InvalidFile {
-            path: path.to_owned(),
-            problems,
-        })
-    }
+    super::rows_or_problems(path, rows, problems)
 }
 
 fn parse_row(
@@ -172,6 +174,8 @@ fn parse_row(
             }
             Col::Attrib => {
                 if !value.is_empty() {
+                    // `column` accepted this header as `attrib.` + a key (ASCII prefix, so the
+                    // slice is on a char boundary); `i` indexes `headers`, as `cols` does.
                     let key = &headers[i].trim()["attrib.".len()..];
                     user.attribs.insert(key.to_owned(), value.to_owned());
                 }
@@ -232,16 +236,9 @@ pub fn plan(rows: Vec<ImportRow>, existing: &HashSet<String>, batch_size: usize)
             b.push(row);
         }
     }
-    let calls = batches
-        .iter()
-        .enumerate()
-        .map(|(i, b)| PlannedCall {
-            id: format!("batchadd #{}", i + 1),
-            cmd: "batchadd",
-            items: b.len(),
-            reason: format!("create {} new user(s)", b.len()),
-        })
-        .collect();
+    let calls = super::planned_calls("batchadd", batches.iter().map(Vec::len), |n| {
+        format!("create {n} new user(s)")
+    });
     ImportPlan {
         items,
         calls,
@@ -341,6 +338,7 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn parse(s: &str) -> Result<Vec<ImportRow>> {
         parse_csv("users.csv", s.as_bytes())
@@ -440,5 +438,48 @@ mod tests {
         let rows = parse("email\nAnn@X.io\n").unwrap();
         let existing: HashSet<String> = ["ann@x.io".to_string()].into();
         assert_eq!(plan(rows, &existing, 10).to_create(), 0);
+    }
+
+    #[test]
+    fn hostile_files_get_a_message_not_a_panic() {
+        // Repeated columns would lose a value: refused, naming the column.
+        for csv in [
+            "email,fullname,email\na@x.io,A,b@x.io\n",
+            "email,username\na@x.io,b@x.io\n",
+            "email,name,fullname\na@x.io,A,B\n",
+            "email,attrib.Dept,ATTRIB.dept\na@x.io,A,B\n",
+        ] {
+            let p = problems(parse(csv).unwrap_err());
+            assert_eq!(p[0].line, 1);
+            assert!(p[0].message.contains("duplicate column"), "{csv}: {p:?}");
+        }
+        // Distinct attributes are fine.
+        assert_eq!(
+            parse("email,attrib.A,attrib.B\na@x.io,1,2\n")
+                .unwrap()
+                .len(),
+            1
+        );
+        // BOM and CRLF.
+        let rows = parse("\u{feff}email,fullname\r\na@x.io,A\r\n\r\nb@x.io,B\r\n").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].line, 4);
+        assert_eq!(rows[0].user.fullname.as_deref(), Some("A"));
+        // Empty file, header only.
+        let p = problems(parse("").unwrap_err());
+        assert!(p[0].message.contains("no `email` column"), "{p:?}");
+        assert!(parse("email\n").unwrap().is_empty());
+        // Not UTF-8 (Latin-1 name) and UTF-16: named problems.
+        let p = problems(parse_csv("u.csv", &b"email,fullname\na@x.io,Jos\xe9\n"[..]).unwrap_err());
+        assert_eq!(p[0].line, 2);
+        let utf16: Vec<u8> = "email\na@x.io\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert!(parse_csv("u.csv", &utf16[..]).is_err());
+        // A huge field is refused by validation with a line number.
+        let huge = format!("email\n{}@x.io\n", "a".repeat(1 << 20));
+        let p = problems(parse(&huge).unwrap_err());
+        assert_eq!(p[0].line, 2);
     }
 }

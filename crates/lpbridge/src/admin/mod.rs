@@ -209,6 +209,57 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// The CSV reader every input file uses: a header row, rows of any width (checked per row so the
+/// problem names its line), fields trimmed.
+pub(crate) fn csv_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes)
+}
+
+/// An input file refused for one problem.
+pub(crate) fn file_error(path: &str, line: u64, message: String) -> crate::error::Error {
+    crate::error::Error::InvalidFile {
+        path: path.to_owned(),
+        problems: vec![crate::error::LineProblem { line, message }],
+    }
+}
+
+/// The valid rows, or every problem found.
+pub(crate) fn rows_or_problems<T>(
+    path: &str,
+    rows: Vec<T>,
+    problems: Vec<crate::error::LineProblem>,
+) -> crate::error::Result<Vec<T>> {
+    if problems.is_empty() {
+        Ok(rows)
+    } else {
+        Err(crate::error::Error::InvalidFile {
+            path: path.to_owned(),
+            problems,
+        })
+    }
+}
+
+/// One [`PlannedCall`] per batch, numbered from 1 (`batchadd #1`).
+pub(crate) fn planned_calls(
+    cmd: &'static str,
+    batch_sizes: impl IntoIterator<Item = usize>,
+    reason: impl Fn(usize) -> String,
+) -> Vec<PlannedCall> {
+    batch_sizes
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| PlannedCall {
+            id: format!("{cmd} #{}", i + 1),
+            cmd,
+            items: n,
+            reason: reason(n),
+        })
+        .collect()
+}
+
 /// Reads a whole input file (CSV inputs are bounded by what an admin prepares).
 pub(crate) fn read_all<R: std::io::Read>(
     path: &str,

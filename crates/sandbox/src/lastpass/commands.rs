@@ -306,12 +306,16 @@ fn getuserdata(a: &Account, data: &Value, max_pagesize: u32) -> (Reply, bool) {
         None => (0, usize::MAX),
     };
     let unfiltered = disabled.is_none() && admin.is_none();
+    // Invitees are not paged with `Users`: they come once, with the first page (or the unpaged
+    // answer), rather than repeated on every page of a walk.
+    let first_page = page.is_none_or(|(_, pi)| pi == 0);
+    let list_invited = unfiltered && first_page;
     let mut total = 0usize;
     let mut selected: Vec<&User> = Vec::new();
     let mut invited: Vec<&str> = Vec::new();
     for u in a.users.values() {
         if u.invited {
-            if unfiltered {
+            if list_invited {
                 invited.push(&u.username);
             }
             continue;
