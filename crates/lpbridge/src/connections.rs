@@ -1,4 +1,5 @@
-//! Connection profiles, encrypted at rest.
+//! Connection profiles, encrypted at rest, and the choice of credentials for a run
+//! ([`resolve_credentials`]: flags, environment, profiles).
 //!
 //! The profiles live in one file, `<config dir>/connections.enc`: a JSON envelope holding a random
 //! 96-bit nonce and the ChaCha20-Poly1305 ciphertext of the whole profile list (names, account
@@ -18,6 +19,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use lastpass::{Credentials, DEFAULT_ENDPOINT};
 use lp_types::{Cid, ConnectionId, Secret};
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +28,8 @@ use crate::error::{Error, Result};
 const STORE_FILE: &str = "connections.enc";
 const KEY_FILE: &str = "master.key";
 const STORE_VERSION: u32 = 1;
+/// The envelope's `alg`: the only cipher this version writes or reads.
+const ALG: &str = "chacha20poly1305";
 /// Associated data bound to the ciphertext (format and version).
 const AAD: &[u8] = b"lpbridge-connections-v1";
 
@@ -96,9 +100,9 @@ impl ProfileStore {
                     Error::config("cannot find a config directory; set LPBRIDGE_HOME")
                 })?,
         };
-        let key = match std::env::var("LPBRIDGE_MASTER_KEY") {
-            Ok(k) if !k.is_empty() => KeySource::Env(k),
-            _ => KeySource::File(dir.join(KEY_FILE)),
+        let key = match env_var("LPBRIDGE_MASTER_KEY")? {
+            Some(k) => KeySource::Env(k),
+            None => KeySource::File(dir.join(KEY_FILE)),
         };
         Ok(Self { dir, key })
     }
@@ -195,6 +199,13 @@ impl ProfileStore {
                 env.version
             )));
         }
+        if env.alg != ALG {
+            return Err(Error::config(format!(
+                "{}: unsupported cipher {:?} (this lpbridge reads {ALG})",
+                path.display(),
+                env.alg
+            )));
+        }
         // Only read (never create) the key when there is something to decrypt.
         let cipher = ChaCha20Poly1305::new(&self.key(false)?);
         let nonce = B64
@@ -246,7 +257,7 @@ impl ProfileStore {
             .map_err(|_| Error::config("encryption failed"))?;
         let env = Envelope {
             version: STORE_VERSION,
-            alg: "chacha20poly1305".into(),
+            alg: ALG.into(),
             nonce: B64.encode(nonce),
             ciphertext: B64.encode(ct),
         };
@@ -322,6 +333,105 @@ fn warn_if_exposed(path: &Path) {
     }
     #[cfg(not(unix))]
     let _ = path;
+}
+
+/// Credentials, endpoint and where they came from (the profile name, or `(environment)`), first
+/// match wins:
+///
+/// 1. `connection`: that stored profile;
+/// 2. `LPBRIDGE_CID` and `LPBRIDGE_PROVHASH` (endpoint from `LPBRIDGE_ENDPOINT`, else LastPass's);
+/// 3. `LPBRIDGE_CONNECTION`: that stored profile;
+/// 4. the profile named `default`, or the only profile.
+///
+/// `endpoint` overrides the chosen credentials' endpoint.
+pub fn resolve_credentials(
+    connection: Option<&ConnectionId>,
+    endpoint: Option<&url::Url>,
+) -> Result<(Credentials, url::Url, String)> {
+    let from_profile = |name: &ConnectionId| -> Result<(Credentials, url::Url, String)> {
+        let store = ProfileStore::from_env()?;
+        let p = store.get(name)?.ok_or_else(|| {
+            Error::config(format!(
+                "no connection named {:?} (see `lpbridge connection list`)",
+                name.as_str()
+            ))
+        })?;
+        let endpoint = match endpoint {
+            Some(e) => e.clone(),
+            None => parse_endpoint(&p.endpoint)
+                .map_err(|e| Error::config(format!("connection {:?}: {e}", name.as_str())))?,
+        };
+        let creds = Credentials {
+            cid: p.cid,
+            provhash: p.provhash,
+        };
+        Ok((creds, endpoint, name.as_str().to_owned()))
+    };
+    if let Some(name) = connection {
+        return from_profile(name);
+    }
+    if let Some(creds) = Credentials::from_env()? {
+        let endpoint = match endpoint {
+            Some(e) => e.clone(),
+            None => endpoint_from_env()?,
+        };
+        return Ok((creds, endpoint, "(environment)".to_owned()));
+    }
+    if let Some(name) = env_var("LPBRIDGE_CONNECTION")? {
+        return from_profile(&ConnectionId::new(name)?);
+    }
+    let profiles = ProfileStore::from_env()?.list()?;
+    let chosen =
+        profiles
+            .iter()
+            .find(|p| p.name.as_str() == "default")
+            .or(if profiles.len() == 1 {
+                profiles.first()
+            } else {
+                None
+            });
+    match chosen {
+        Some(p) => from_profile(&p.name),
+        None if profiles.is_empty() => Err(Error::config(
+            "no LastPass credentials: set LPBRIDGE_CID and LPBRIDGE_PROVHASH, or add a \
+             profile with `lpbridge connection add NAME --cid N`",
+        )),
+        None => Err(Error::config(format!(
+            "several connection profiles exist ({}); choose one with --connection NAME",
+            profiles
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The endpoint when no profile gives one: `LPBRIDGE_ENDPOINT`, else LastPass's.
+pub fn endpoint_from_env() -> Result<url::Url> {
+    match env_var("LPBRIDGE_ENDPOINT")? {
+        Some(e) if !e.trim().is_empty() => {
+            parse_endpoint(e.trim()).map_err(|e| Error::config(format!("LPBRIDGE_ENDPOINT: {e}")))
+        }
+        _ => parse_endpoint(DEFAULT_ENDPOINT),
+    }
+}
+
+/// A set, non-empty environment variable. One that is not UTF-8 is an error, not "unset": falling
+/// back would silently pick another key, profile or endpoint.
+fn env_var(name: &str) -> Result<Option<String>> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(Some(v)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::config(format!(
+            "{name} is set but is not valid UTF-8"
+        ))),
+    }
+}
+
+/// Parses an endpoint URL; the error names the value.
+fn parse_endpoint(s: &str) -> Result<url::Url> {
+    url::Url::parse(s).map_err(|e| Error::config(format!("invalid endpoint URL {s:?}: {e}")))
 }
 
 /// A 32-byte key from base64 or hex.
@@ -521,6 +631,12 @@ mod tests {
         std::fs::write(store.path(), env.to_string()).unwrap();
         let e = store.list().unwrap_err().to_string();
         assert!(e.contains("corrupt nonce"), "{e}");
+
+        let mut env: serde_json::Value = serde_json::from_slice(&good).unwrap();
+        env["alg"] = "aes-256-gcm".into();
+        std::fs::write(store.path(), env.to_string()).unwrap();
+        let e = store.list().unwrap_err().to_string();
+        assert!(e.contains("unsupported cipher \"aes-256-gcm\""), "{e}");
     }
 
     #[test]

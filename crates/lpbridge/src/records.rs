@@ -92,6 +92,7 @@ impl Record for UserRecord {
                 ]
             }
             UserRecord::Invited(i) => {
+                // Sized by the headers: index 1 is `username`, 3 is `status`.
                 let mut row = vec![String::new(); Self::headers().len()];
                 row[1] = i.username.clone();
                 row[3] = status_str(i.status).into();

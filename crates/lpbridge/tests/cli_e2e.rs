@@ -1772,3 +1772,160 @@ async fn client_tuning_flags_reach_the_client() {
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert_eq!(env.sb.stats().total.requests, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_files_and_env_are_refused_with_a_message_before_any_call() {
+    let env = spawn_env().await;
+    env.sb.reset_stats();
+    // A repeated column would drop a value silently.
+    let csv = env.file(
+        "dup.csv",
+        "email,fullname,Email\na@example.com,A,b@example.com\n",
+    );
+    let o = env.run(&["users", "import", &csv]).await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("duplicate column"), "{}", o.stderr);
+    // --data from a missing file or a directory: usage errors naming it.
+    let o = env
+        .run(&[
+            "api",
+            "call",
+            "getuserdata",
+            "--data",
+            "@/nonexistent/q.json",
+        ])
+        .await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("/nonexistent/q.json"), "{}", o.stderr);
+    let dir = format!("@{}", env.home.path().display());
+    let o = env
+        .run(&["api", "call", "getuserdata", "--data", &dir])
+        .await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    // Unusable environment values are named.
+    let mut c = env.command(&["users", "list"]);
+    c.env("LPBRIDGE_RATE_LIMIT", "fast");
+    let o = env.run_cmd(c, None).await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("fast"), "{}", o.stderr);
+    let mut c = env.command(&["users", "list"]);
+    c.env("LPBRIDGE_CID", "not-a-number");
+    let o = env.run_cmd(c, None).await;
+    assert!(matches!(o.code, 1 | 2), "{}: {}", o.code, o.stderr);
+    assert!(o.stderr.contains("not-a-number"), "{}", o.stderr);
+    // A variable that is not UTF-8 is not taken as unset (that would pick another endpoint).
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bad = std::ffi::OsStr::from_bytes(b"http://127.0.0.1:1/\xff");
+        for (var, args) in [
+            ("LPBRIDGE_ENDPOINT", ["users", "list"]),
+            ("LPBRIDGE_MASTER_KEY", ["connection", "list"]),
+        ] {
+            let mut c = env.command(&args);
+            c.env(var, bad);
+            let o = env.run_cmd(c, None).await;
+            assert_eq!(o.code, 1, "{var}: {}", o.stderr);
+            assert!(o.stderr.contains(var), "{var}: {}", o.stderr);
+        }
+    }
+    // A provisioning hash that is not UTF-8 text: a usage error naming the flag.
+    let bin = env.home.path().join("provhash.bin");
+    std::fs::write(&bin, b"\xff\xfe\n").unwrap();
+    let mut c = env.command(&["connection", "add", "p", "--cid", "1", "--provhash-stdin"]);
+    c.stdin(std::fs::File::open(&bin).unwrap());
+    let o = c.output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--provhash-stdin"), "{stderr}");
+    assert_eq!(
+        env.sb.stats().total.requests,
+        0,
+        "nothing reached the sandbox"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_logs_never_carry_the_provisioning_hash() {
+    let env = spawn_env().await;
+    let o = env
+        .run(&["-vv", "users", "list", "--limit", "1"])
+        .await
+        .ok();
+    assert!(
+        o.stderr.contains("TRACE") || o.stderr.contains("DEBUG"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains(&env.provhash), "{}", o.stderr);
+    assert!(!o.stdout.contains(&env.provhash));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_profile_store_is_refused_with_a_message() {
+    let env = spawn_env().await;
+    let profile_cmd = |args: &[&str]| {
+        let mut c = env.command(args);
+        c.env_remove("LPBRIDGE_CID").env_remove("LPBRIDGE_PROVHASH");
+        c
+    };
+    let store = env.home.path().join("connections.enc");
+    let cid = env.cid.to_string();
+    let add = |args: &[&str]| {
+        let mut a = vec![
+            "connection",
+            "add",
+            "prod",
+            "--cid",
+            &cid,
+            "--provhash-stdin",
+        ];
+        a.extend_from_slice(args);
+        profile_cmd(&a)
+    };
+    env.run_cmd(add(&[]), Some(&env.provhash)).await.ok();
+    let good = std::fs::read_to_string(&store).unwrap();
+    for (what, body, expect) in [
+        (
+            "truncated",
+            good[..good.len() / 2].to_owned(),
+            "not a connection store",
+        ),
+        ("empty", String::new(), "not a connection store"),
+        (
+            "future",
+            good.replace("\"version\": 1", "\"version\": 9"),
+            "newer lpbridge",
+        ),
+    ] {
+        std::fs::write(&store, &body).unwrap();
+        let o = env
+            .run_cmd(profile_cmd(&["connection", "list"]), None)
+            .await;
+        assert_eq!(o.code, 1, "{what}: {}", o.stderr);
+        assert!(o.stderr.contains(expect), "{what}: {}", o.stderr);
+        assert!(o.stderr.contains("connections.enc"), "{what}: {}", o.stderr);
+    }
+    // The wrong key: refused, and the store is left untouched (no half-applied add).
+    std::fs::write(&store, &good).unwrap();
+    let mut c = add(&["--overwrite"]);
+    c.env("LPBRIDGE_MASTER_KEY", "ab".repeat(32));
+    let o = env.run_cmd(c, Some(&env.provhash)).await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("wrong master key"), "{}", o.stderr);
+    assert!(!o.stderr.contains(&env.provhash));
+    assert_eq!(std::fs::read_to_string(&store).unwrap(), good);
+    let mut c = profile_cmd(&["connection", "list"]);
+    c.env("LPBRIDGE_MASTER_KEY", "short");
+    let o = env.run_cmd(c, None).await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("LPBRIDGE_MASTER_KEY"), "{}", o.stderr);
+    let list = env
+        .run_cmd(
+            profile_cmd(&["connection", "list", "--format", "json"]),
+            None,
+        )
+        .await
+        .ok();
+    assert_eq!(list.json()[0]["name"], "prod");
+}

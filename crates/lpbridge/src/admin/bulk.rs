@@ -96,16 +96,8 @@ where
         async move { (e, fut.await) }
     }))
     .buffered(CONCURRENCY)
-    .map(|(email, res)| ItemResult {
-        row: None,
-        email: email.to_string(),
-        action: action.to_owned(),
-        outcome: if res.is_ok() {
-            Outcome::Ok
-        } else {
-            Outcome::Failed
-        },
-        message: res.err().map(|e| describe(&e, unsafe_write)),
+    .map(|(email, res)| {
+        ItemResult::for_email(email, action, res.err().map(|e| describe(&e, unsafe_write)))
     })
     .collect()
     .await
@@ -131,6 +123,58 @@ pub fn describe(e: &lastpass::Error, unsafe_write: bool) -> String {
     }
 }
 
+/// Enables or disables `emails` (one `enableuser`/`disableuser` call) and reports one result per
+/// address. Only an authentication or configuration error is returned as such: any other failure
+/// becomes the addresses' outcomes, so that a partial answer still reports every address.
+pub async fn toggle_users(
+    client: &Client,
+    enable: bool,
+    emails: &[Email],
+) -> crate::error::Result<Vec<ItemResult>> {
+    let action = if enable { "enable" } else { "disable" };
+    let res = if enable {
+        client.enable_users(emails).await
+    } else {
+        client.disable_users(emails).await
+    };
+    Ok(match res {
+        Ok(outcome) => toggle_results(action, emails, &outcome, None),
+        Err(e @ (lastpass::Error::Auth | lastpass::Error::Config(_))) => return Err(e.into()),
+        // Some users changed, some did not: each address gets its own outcome, and the
+        // error messages go to the addresses they name.
+        Err(lastpass::Error::Partial { succeeded, errors }) => {
+            partial_toggle_results(action, emails, succeeded, &errors)
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            toggle_results(action, emails, &ToggleOutcome::default(), Some(&msg))
+        }
+    })
+}
+
+/// Results of a `disableuser`/`enableuser` answer that reported errors: the users LastPass lists
+/// as done are ok, the others failed with the messages naming them (all of them when none does).
+fn partial_toggle_results(
+    action: &str,
+    emails: &[Email],
+    succeeded: Vec<String>,
+    errors: &[String],
+) -> Vec<ItemResult> {
+    let outcome = ToggleOutcome {
+        changed: succeeded,
+        unchanged: Vec::new(),
+    };
+    let mut results = toggle_results(action, emails, &outcome, None);
+    let keys: Vec<(&str, Vec<&str>)> = emails.iter().map(|e| (e.as_str(), Vec::new())).collect();
+    let messages = super::attribute_errors(errors, &keys);
+    for (r, m) in results.iter_mut().zip(messages) {
+        if r.outcome.is_failure() {
+            r.message = Some(m.unwrap_or_else(|| errors.join("; ")));
+        }
+    }
+    results
+}
+
 /// Turns a `disableuser`/`enableuser` answer into one result per requested address: changed →
 /// ok, unchanged → unchanged, absent from both lists → failed.
 pub fn toggle_results(
@@ -139,7 +183,7 @@ pub fn toggle_results(
     outcome: &ToggleOutcome,
     error: Option<&str>,
 ) -> Vec<ItemResult> {
-    let has = |list: &[String], e: &Email| list.iter().any(|x| x.eq_ignore_ascii_case(e.as_str()));
+    let has = |list: &[String], e: &Email| list.iter().any(|x| super::is_user(x, e));
     emails
         .iter()
         .map(|e| {

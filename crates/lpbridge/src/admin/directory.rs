@@ -1,12 +1,145 @@
-//! Directory reads shared by the commands: one user's lookup (including pending invitees, which
-//! LastPass lists only by name) and the set of existing usernames among some wanted ones.
+//! Directory reads shared by the commands: filtered user listings, one user's lookup (including
+//! pending invitees, which LastPass lists only by name) and the set of existing usernames among
+//! some wanted ones.
 
 use std::collections::HashSet;
 
 use futures::StreamExt;
-use lastpass::{Client, Email, MAX_USER_PAGE_SIZE, User, UserQuery};
+use lastpass::{Client, Email, GroupName, MAX_USER_PAGE_SIZE, User, UserQuery, UserStatus};
 
 use crate::error::Result;
+use crate::records::UserRecord;
+
+/// Which users a listing keeps, by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusFilter {
+    Active,
+    Disabled,
+    /// Pending invitations.
+    Invited,
+    #[default]
+    All,
+}
+
+/// What [`list_users`] yields.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Only these users (one lookup each); empty: the whole directory, streamed.
+    pub emails: Vec<Email>,
+    pub status: StatusFilter,
+    /// Only admins.
+    pub admin: bool,
+    /// Only members of this group.
+    pub group: Option<GroupName>,
+    /// At most this many users.
+    pub limit: Option<u64>,
+}
+
+impl UserFilter {
+    fn keeps(&self, u: &User) -> bool {
+        let s = u.status();
+        let status_ok = match self.status {
+            StatusFilter::All => true,
+            StatusFilter::Active => s == UserStatus::Active,
+            StatusFilter::Disabled => s == UserStatus::Disabled,
+            StatusFilter::Invited => s == UserStatus::Invited,
+        };
+        status_ok
+            && (!self.admin || u.admin)
+            && self
+                .group
+                .as_ref()
+                .is_none_or(|g| u.groups.iter().any(|x| x == g.as_str()))
+    }
+
+    /// Whether invitees known only by name can match (they have no admin flag or groups).
+    fn wants_bare_invitees(&self) -> bool {
+        matches!(self.status, StatusFilter::All | StatusFilter::Invited)
+            && !self.admin
+            && self.group.is_none()
+    }
+}
+
+/// Passes the users matching `filter` to `sink` as they arrive (one page held at a time), then
+/// the pending invitees LastPass lists only by name; stops at `filter.limit`.
+pub async fn list_users(
+    client: &Client,
+    filter: &UserFilter,
+    sink: &mut dyn FnMut(UserRecord) -> Result<()>,
+) -> Result<()> {
+    let mut sent = 0u64;
+    let full = |sent: u64| filter.limit.is_some_and(|l| sent >= l);
+    let mut send = |r: UserRecord, sent: &mut u64| -> Result<()> {
+        *sent += 1;
+        sink(r)
+    };
+    let invited_wanted = filter.wants_bare_invitees();
+    if !filter.emails.is_empty() {
+        for email in &filter.emails {
+            if full(sent) {
+                break;
+            }
+            match lookup(client, email).await? {
+                Lookup::User(u) if filter.keeps(&u) => send(UserRecord::from(*u), &mut sent)?,
+                Lookup::Invited(name) if invited_wanted => {
+                    send(UserRecord::invited(name), &mut sent)?
+                }
+                Lookup::Missing => tracing::info!(%email, "no such user"),
+                _ => {}
+            }
+        }
+        return Ok(());
+    }
+    let query = UserQuery {
+        username: None,
+        disabled: match filter.status {
+            StatusFilter::Disabled => Some(true),
+            StatusFilter::Active => Some(false),
+            _ => None,
+        },
+        admin: filter.admin.then_some(true),
+    };
+    // Pending invitees without a directory record appear only in each page's `invited` list;
+    // they are sent after the users (the set is bounded by the number of invitations).
+    let mut invited: Vec<String> = Vec::new();
+    let mut invited_seen: HashSet<String> = HashSet::new();
+    let mut listed_invited: HashSet<String> = HashSet::new();
+    let mut pages = client.user_pages(query, MAX_USER_PAGE_SIZE);
+    'pages: while !full(sent) {
+        let Some(page) = pages.next().await else {
+            break;
+        };
+        let page = page?;
+        for name in page.invited {
+            if invited_seen.insert(name.to_lowercase()) {
+                invited.push(name);
+            }
+        }
+        for user in page.users {
+            if full(sent) {
+                break 'pages;
+            }
+            if user.invited {
+                listed_invited.insert(user.username.to_lowercase());
+            }
+            if filter.keeps(&user) {
+                send(UserRecord::from(user), &mut sent)?;
+            }
+        }
+    }
+    drop(pages);
+    if invited_wanted {
+        for name in invited {
+            if full(sent) {
+                break;
+            }
+            if !listed_invited.contains(&name.to_lowercase()) {
+                send(UserRecord::invited(name), &mut sent)?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// What `getuserdata` knows about one address.
 #[derive(Debug, Clone)]
@@ -27,14 +160,14 @@ pub async fn lookup(client: &Client, email: &Email) -> Result<Lookup> {
     if let Some(u) = page
         .users
         .into_iter()
-        .find(|u| u.username.eq_ignore_ascii_case(email.as_str()))
+        .find(|u| super::is_user(&u.username, email))
     {
         return Ok(Lookup::User(Box::new(u)));
     }
     Ok(page
         .invited
         .into_iter()
-        .find(|i| i.eq_ignore_ascii_case(email.as_str()))
+        .find(|i| super::is_user(i, email))
         .map(Lookup::Invited)
         .unwrap_or(Lookup::Missing))
 }

@@ -198,7 +198,10 @@ pub fn parse_csv<R: Read>(path: &str, reader: R) -> Result<Vec<MembershipRow>> {
             "add" => MembershipAction::Add,
             "remove" | "del" | "delete" => MembershipAction::Remove,
             other => {
-                bad(format!("invalid action {other:?}: must be add or remove"));
+                bad(format!(
+                    "invalid action {}: must be add or remove",
+                    super::quoted(other)
+                ));
                 continue;
             }
         };
@@ -391,6 +394,50 @@ pub async fn current_memberships(client: &Client, rows: &[MembershipRow]) -> Res
         }
     }
     Ok(out)
+}
+
+/// Adds `emails` to (or removes them from) `group` in one `batchchangegrp` call; one result per
+/// address. Only an authentication or configuration error is returned as such: any other failure
+/// becomes the addresses' outcomes, attributed by the e-mail or group LastPass names.
+pub async fn change_members(
+    client: &Client,
+    group: &GroupName,
+    emails: &[Email],
+    add: bool,
+) -> Result<Vec<ItemResult>> {
+    let changes: Vec<GroupChange> = emails
+        .iter()
+        .map(|e| GroupChange {
+            username: e.clone(),
+            add: if add { vec![group.clone()] } else { vec![] },
+            del: if add { vec![] } else { vec![group.clone()] },
+        })
+        .collect();
+    let action = if add {
+        format!("add to {group}")
+    } else {
+        format!("remove from {group}")
+    };
+    let (errors, whole): (Vec<String>, bool) = match client.change_groups(&changes).await {
+        Ok(()) => (vec![], false),
+        Err(lastpass::Error::Partial { errors, .. }) => (errors, false),
+        Err(e @ (lastpass::Error::Auth | lastpass::Error::Config(_))) => return Err(e.into()),
+        Err(e) => (vec![e.to_string()], true),
+    };
+    let keys: Vec<(&str, Vec<&str>)> = emails
+        .iter()
+        .map(|e| (e.as_str(), vec![group.as_str()]))
+        .collect();
+    let messages = if whole {
+        vec![Some(errors.join("; ")); emails.len()]
+    } else {
+        attribute_errors(&errors, &keys)
+    };
+    Ok(emails
+        .iter()
+        .zip(messages)
+        .map(|(e, msg)| ItemResult::for_email(e, &action, msg))
+        .collect())
 }
 
 /// Executes the plan; one result per input row. LastPass's `WARN` errors are attributed to the

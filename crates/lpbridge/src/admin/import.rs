@@ -79,7 +79,11 @@ pub fn parse_csv<R: Read>(path: &str, reader: R) -> Result<Vec<ImportRow>> {
                 if let Some(first) = seen_cols.insert(key, h) {
                     return Err(file_err(
                         1,
-                        format!("duplicate column {h:?} (same as {first:?})"),
+                        format!(
+                            "duplicate column {} (same as {})",
+                            super::quoted(h),
+                            super::quoted(first)
+                        ),
                     ));
                 }
                 cols.push(c);
@@ -88,8 +92,9 @@ pub fn parse_csv<R: Read>(path: &str, reader: R) -> Result<Vec<ImportRow>> {
                 return Err(file_err(
                     1,
                     format!(
-                        "unknown column {h:?} (known: email, fullname, groups, duo_username, \
-                         securid_username, attrib.<Key>)"
+                        "unknown column {} (known: email, fullname, groups, duo_username, \
+                         securid_username, attrib.<Key>)",
+                        super::quoted(h)
                     ),
                 ));
             }
@@ -294,7 +299,10 @@ pub async fn apply(
                 Ok(Some((succeeded, errors))) => {
                     if let Some(m) = errors_naming(errors, &email) {
                         (Outcome::Failed, Some(m))
-                    } else if succeeded.iter().any(|s| s.eq_ignore_ascii_case(&email)) {
+                    } else if succeeded
+                        .iter()
+                        .any(|s| super::is_user(s, &row.user.username))
+                    {
                         (Outcome::Created, None)
                     } else if !succeeded.is_empty()
                         || !users

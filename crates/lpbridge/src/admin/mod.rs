@@ -109,6 +109,27 @@ impl Record for ItemResult {
     }
 }
 
+impl ItemResult {
+    /// The result of `action` for one address: ok, or failed with the message `failure`.
+    pub(crate) fn for_email(
+        email: &lastpass::Email,
+        action: &str,
+        failure: Option<String>,
+    ) -> Self {
+        ItemResult {
+            row: None,
+            email: email.to_string(),
+            action: action.to_owned(),
+            outcome: if failure.is_some() {
+                Outcome::Failed
+            } else {
+                Outcome::Ok
+            },
+            message: failure,
+        }
+    }
+}
+
 /// `Err(Partial)` when any item failed, so the exit code is 3 after the report is printed.
 pub fn check_results(results: &[ItemResult]) -> crate::error::Result<()> {
     let failed = results.iter().filter(|r| r.outcome.is_failure()).count();
@@ -120,6 +141,13 @@ pub fn check_results(results: &[ItemResult]) -> crate::error::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// Whether a username LastPass answered is `email`. Folded as [`Email::folded`] is (full Unicode
+/// lower case), so that the directory lookups, the import plan and the reports agree on
+/// non-ASCII addresses.
+pub(crate) fn is_user(name: &str, email: &lastpass::Email) -> bool {
+    name.to_lowercase() == email.folded()
 }
 
 /// The messages of `errors` that name `email` (case-insensitive), joined.
@@ -260,6 +288,16 @@ pub(crate) fn planned_calls(
         .collect()
 }
 
+/// A value from an input file, quoted for a message and cut to 60 characters: a stray multi-MB
+/// field must not become a multi-MB error line.
+pub(crate) fn quoted(value: &str) -> String {
+    const MAX: usize = 60;
+    match value.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+        None => format!("{value:?}"),
+    }
+}
+
 /// Reads a whole input file (CSV inputs are bounded by what an admin prepares).
 pub(crate) fn read_all<R: std::io::Read>(
     path: &str,
@@ -294,5 +332,32 @@ mod tests {
                 .all(|m| m.as_deref() == Some("something went wrong"))
         );
         assert_eq!(attribute_errors(&[], &items), vec![None, None]);
+    }
+
+    #[test]
+    fn usernames_match_with_unicode_case_folding() {
+        let email = lastpass::Email::parse("Ünal@Example.com").unwrap();
+        assert!(is_user("ünal@example.com", &email));
+        assert!(is_user("ÜNAL@EXAMPLE.COM", &email));
+        assert!(!is_user("unal@example.com", &email));
+        let r = bulk::toggle_results(
+            "disable",
+            std::slice::from_ref(&email),
+            &lastpass::ToggleOutcome {
+                changed: vec!["ünal@example.com".into()],
+                unchanged: vec![],
+            },
+            None,
+        );
+        assert_eq!(r[0].outcome, Outcome::Ok);
+    }
+
+    #[test]
+    fn quoted_values_are_cut_on_a_char_boundary() {
+        assert_eq!(quoted("add"), "\"add\"");
+        let long = "é".repeat(100);
+        let q = quoted(&long);
+        assert!(q.starts_with(&format!("\"{}\"…", "é".repeat(60))), "{q}");
+        assert!(q.ends_with("(200 bytes)"), "{q}");
     }
 }

@@ -32,26 +32,7 @@ pub async fn run(ctx: &Ctx, cmd: ApiCmd) -> Result<()> {
             "invalid command name {cmd:?}: letters, digits and '_' only"
         )));
     }
-    let data = match data {
-        None => None,
-        Some(d) => {
-            let (text, source) = if d == "@-" {
-                let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
-                (s, "stdin".to_owned())
-            } else if let Some(path) = d.strip_prefix('@') {
-                let s = std::fs::read_to_string(path)
-                    .map_err(|e| Error::usage(format!("cannot read --data file {path}: {e}")))?;
-                (s, path.to_owned())
-            } else {
-                (d, "--data".to_owned())
-            };
-            Some(
-                serde_json::from_str::<serde_json::Value>(&text)
-                    .map_err(|e| Error::usage(format!("{source} is not valid JSON: {e}")))?,
-            )
-        }
-    };
+    let data = data.map(|d| parse_data(&d)).transpose()?;
     let resp = ctx.client()?.raw(&cmd, data).await?;
     let mut out = ctx.stdout();
     out.write_all(&resp.body)?;
@@ -60,12 +41,49 @@ pub async fn run(ctx: &Ctx, cmd: ApiCmd) -> Result<()> {
     }
     out.flush()?;
     if !(200..300).contains(&resp.status) {
-        return Err(Error::Config(format!(
-            "LastPass answered HTTP {} to {cmd}",
-            resp.status
-        )));
+        // The upstream error, so that a 404 gets the "is the endpoint right?" hint.
+        return Err(lastpass::Error::Upstream {
+            cmd,
+            status: resp.status,
+        }
+        .into());
     }
     refusal(&cmd, &resp.body).map_or(Ok(()), Err)
+}
+
+/// The most `--data` read (a request body; anything near it is a mistake, not a query).
+const MAX_DATA_BYTES: usize = 16 << 20;
+
+/// `--data`: JSON, `@FILE` or `@-` (stdin). Every failure is a usage error naming the source.
+fn parse_data(d: &str) -> Result<serde_json::Value> {
+    let (text, source) = if d == "@-" {
+        (read_limited("stdin", std::io::stdin().lock())?, "stdin")
+    } else if let Some(path) = d.strip_prefix('@') {
+        let f = std::fs::File::open(path)
+            .map_err(|e| Error::usage(format!("cannot read --data file {path:?}: {e}")))?;
+        (read_limited(path, f)?, path)
+    } else {
+        (d.to_owned(), "--data")
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| Error::usage(format!("{source} is not valid JSON: {e}")))
+}
+
+/// Reads at most [`MAX_DATA_BYTES`] of UTF-8 text.
+fn read_limited(source: &str, r: impl std::io::Read) -> Result<String> {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    r.take(MAX_DATA_BYTES as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::usage(format!("cannot read --data {source:?}: {e}")))?;
+    if buf.len() > MAX_DATA_BYTES {
+        return Err(Error::usage(format!(
+            "--data {source:?} is larger than {} MiB",
+            MAX_DATA_BYTES >> 20
+        )));
+    }
+    String::from_utf8(buf)
+        .map_err(|e| Error::usage(format!("--data {source:?} is not UTF-8 text: {e}")))
 }
 
 /// The error an answer carries, so that scripts see a refusal in the exit code even though the
@@ -112,6 +130,8 @@ fn refusal(cmd: &str, body: &[u8]) -> Option<Error> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read as _;
+
     use super::*;
 
     #[test]
@@ -135,5 +155,44 @@ mod tests {
         assert!(refusal("batchadd", br#"{"status":"OK"}"#).is_none());
         assert!(refusal("getuserdata", br#"{"total":1,"Users":{}}"#).is_none());
         assert!(refusal("getsfdata", br#"{"101":{"status":"FAIL"}}"#).is_none());
+    }
+
+    #[test]
+    fn data_sources_are_refused_with_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.json");
+        let e = parse_data(&format!("@{}", missing.display())).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.message().contains("missing.json"), "{}", e.message());
+        // A directory opens on Linux but cannot be read.
+        let e = parse_data(&format!("@{}", dir.path().display())).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{}", e.message());
+        let bin = dir.path().join("bin.json");
+        std::fs::write(&bin, b"\"\xff\"").unwrap();
+        let e = parse_data(&format!("@{}", bin.display())).unwrap_err();
+        assert!(e.message().contains("not UTF-8"), "{}", e.message());
+        let e = read_limited(
+            "big",
+            std::io::repeat(b' ').take(MAX_DATA_BYTES as u64 + 10),
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("larger than 16 MiB"),
+            "{}",
+            e.message()
+        );
+        let e = parse_data("{nope").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.message().contains("--data is not valid JSON"),
+            "{}",
+            e.message()
+        );
+        let ok = dir.path().join("ok.json");
+        std::fs::write(&ok, br#"{"pagesize":1}"#).unwrap();
+        assert_eq!(
+            parse_data(&format!("@{}", ok.display())).unwrap()["pagesize"],
+            1
+        );
     }
 }

@@ -1,11 +1,11 @@
 //! `lpbridge connection add|list|test|remove`.
 
 use clap::Subcommand;
-use lastpass::{DEFAULT_ENDPOINT, UserQuery};
+use lastpass::UserQuery;
 use lp_types::{Cid, ConnectionId};
 
 use super::{Ctx, read_secret};
-use crate::connections::{Profile, ProfileStore};
+use crate::connections::{Profile, ProfileStore, endpoint_from_env};
 use crate::error::{Error, Result};
 use crate::output::{Emitter, write_one};
 use crate::records::ConnectionRecord;
@@ -59,11 +59,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> Result<()> {
             // The endpoint: `--endpoint URL`, else LPBRIDGE_ENDPOINT, else the US host.
             let endpoint = match ctx.global.endpoint.clone() {
                 Some(e) => e,
-                None => match std::env::var("LPBRIDGE_ENDPOINT") {
-                    Ok(e) if !e.trim().is_empty() => super::parse_endpoint(e.trim())?,
-                    _ => url::Url::parse(DEFAULT_ENDPOINT)
-                        .map_err(|e| Error::config(format!("default endpoint: {e}")))?,
-                },
+                None => endpoint_from_env()?,
             };
             let store = ProfileStore::from_env()?;
             if !overwrite && store.get(&name)?.is_some() {

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use lastpass::{Email, GroupChange, GroupName};
+use lastpass::{Email, GroupName};
 
 use super::users::{emit_plan, emit_results};
 use super::{Ctx, dedup_emails};
+use crate::admin::check_results;
 use crate::admin::groups::{self, DEFAULT_BATCH_SIZE, GroupInfo};
-use crate::admin::{ItemResult, Outcome, attribute_errors, check_results};
 use crate::error::{Error, Result};
 use crate::output::{Emitter, write_one};
 
@@ -120,50 +120,7 @@ pub async fn run(ctx: &Ctx, cmd: GroupsCmd) -> Result<()> {
 
 async fn members(ctx: &Ctx, group: GroupName, emails: Vec<Email>, add: bool) -> Result<()> {
     let emails = dedup_emails(emails);
-    let client = ctx.client()?;
-    let changes: Vec<GroupChange> = emails
-        .iter()
-        .map(|e| GroupChange {
-            username: e.clone(),
-            add: if add { vec![group.clone()] } else { vec![] },
-            del: if add { vec![] } else { vec![group.clone()] },
-        })
-        .collect();
-    let action = if add {
-        format!("add to {group}")
-    } else {
-        format!("remove from {group}")
-    };
-    let (errors, whole): (Vec<String>, bool) = match client.change_groups(&changes).await {
-        Ok(()) => (vec![], false),
-        Err(lastpass::Error::Partial { errors, .. }) => (errors, false),
-        Err(e @ (lastpass::Error::Auth | lastpass::Error::Config(_))) => return Err(e.into()),
-        Err(e) => (vec![e.to_string()], true),
-    };
-    let keys: Vec<(&str, Vec<&str>)> = emails
-        .iter()
-        .map(|e| (e.as_str(), vec![group.as_str()]))
-        .collect();
-    let messages = if whole {
-        vec![Some(errors.join("; ")); emails.len()]
-    } else {
-        attribute_errors(&errors, &keys)
-    };
-    let results: Vec<ItemResult> = emails
-        .iter()
-        .zip(messages)
-        .map(|(e, msg)| ItemResult {
-            row: None,
-            email: e.to_string(),
-            action: action.clone(),
-            outcome: if msg.is_some() {
-                Outcome::Failed
-            } else {
-                Outcome::Ok
-            },
-            message: msg,
-        })
-        .collect();
+    let results = groups::change_members(ctx.client()?, &group, &emails, add).await?;
     emit_results(ctx, &results)?;
     check_results(&results)
 }

@@ -14,10 +14,9 @@ use std::io::{BufWriter, IsTerminal, Stdout, Write};
 use std::sync::OnceLock;
 
 use clap::{Args, Parser, Subcommand};
-use lastpass::{Client, ClientConfig, Credentials, DEFAULT_ENDPOINT};
+use lastpass::{Client, ClientConfig, Credentials};
 use lp_types::{ConnectionId, Email, Secret};
 
-use crate::connections::ProfileStore;
 use crate::error::{Error, Result};
 use crate::output::Format;
 
@@ -203,73 +202,12 @@ impl Ctx {
     }
 
     /// Credentials, endpoint and where they came from (the profile name, or `(environment)`),
-    /// by the documented precedence.
+    /// by the documented precedence (see [`crate::connections::resolve_credentials`]).
     pub fn resolve_credentials(&self) -> Result<(Credentials, url::Url, String)> {
-        let from_profile = |name: &ConnectionId| -> Result<(Credentials, url::Url, String)> {
-            let store = ProfileStore::from_env()?;
-            let p = store.get(name)?.ok_or_else(|| {
-                Error::config(format!(
-                    "no connection named {:?} (see `lpbridge connection list`)",
-                    name.as_str()
-                ))
-            })?;
-            let endpoint = match &self.global.endpoint {
-                Some(e) => e.clone(),
-                None => parse_endpoint(&p.endpoint)?,
-            };
-            Ok((
-                Credentials {
-                    cid: p.cid,
-                    provhash: p.provhash,
-                },
-                endpoint,
-                name.as_str().to_owned(),
-            ))
-        };
-        if let Some(name) = &self.global.connection {
-            return from_profile(name);
-        }
-        if let Some(creds) = Credentials::from_env()? {
-            let endpoint = match &self.global.endpoint {
-                Some(e) => e.clone(),
-                None => match std::env::var("LPBRIDGE_ENDPOINT") {
-                    Ok(e) if !e.is_empty() => parse_endpoint(&e)?,
-                    _ => parse_endpoint(DEFAULT_ENDPOINT)?,
-                },
-            };
-            return Ok((creds, endpoint, "(environment)".to_owned()));
-        }
-        if let Ok(name) = std::env::var("LPBRIDGE_CONNECTION")
-            && !name.is_empty()
-        {
-            return from_profile(&ConnectionId::new(name)?);
-        }
-        let store = ProfileStore::from_env()?;
-        let profiles = store.list()?;
-        let chosen =
-            profiles
-                .iter()
-                .find(|p| p.name.as_str() == "default")
-                .or(if profiles.len() == 1 {
-                    profiles.first()
-                } else {
-                    None
-                });
-        match chosen {
-            Some(p) => from_profile(&p.name.clone()),
-            None if profiles.is_empty() => Err(Error::config(
-                "no LastPass credentials: set LPBRIDGE_CID and LPBRIDGE_PROVHASH, or add a \
-                 profile with `lpbridge connection add NAME --cid N`",
-            )),
-            None => Err(Error::config(format!(
-                "several connection profiles exist ({}); choose one with --connection NAME",
-                profiles
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
+        crate::connections::resolve_credentials(
+            self.global.connection.as_ref(),
+            self.global.endpoint.as_ref(),
+        )
     }
 
     pub fn stdout(&self) -> BufWriter<Stdout> {
@@ -298,10 +236,6 @@ impl Ctx {
     }
 }
 
-pub(crate) fn parse_endpoint(s: &str) -> Result<url::Url> {
-    url::Url::parse(s).map_err(|e| Error::config(format!("invalid endpoint URL {s:?}: {e}")))
-}
-
 /// Reads a secret: all of stdin (trailing newline removed) with `from_stdin`, else a hidden
 /// prompt on the terminal. `None` when there is no terminal and `required` is false. `flag` is
 /// the option that reads it from stdin (named in the error when there is no terminal).
@@ -313,7 +247,8 @@ pub(crate) fn read_secret(
 ) -> Result<Option<Secret>> {
     if from_stdin {
         let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| Error::usage(format!("{what}: cannot read stdin ({flag}): {e}")))?;
         let s = s.trim_end_matches(['\r', '\n']).to_owned();
         if s.is_empty() {
             return Err(Error::usage(format!("{what}: stdin was empty")));

@@ -1,18 +1,14 @@
 //! `lpbridge users …`.
 
-use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Subcommand, ValueEnum};
 use futures::StreamExt;
-use lastpass::{
-    DeleteAction, Email, GroupName, MAX_EXPIRED_LIMIT, MAX_USER_PAGE_SIZE, NewUser, UserQuery,
-    UserStatus, UserUpdate,
-};
+use lastpass::{DeleteAction, Email, GroupName, MAX_EXPIRED_LIMIT, NewUser, UserUpdate};
 
 use super::{Ctx, dedup_emails, read_secret};
-use crate::admin::bulk::{UserOp, run_user_op, toggle_results};
+use crate::admin::bulk::{UserOp, run_user_op, toggle_users};
 use crate::admin::directory::{self, Lookup};
 use crate::admin::import::{self, DEFAULT_BATCH_SIZE, ImportPlan};
 use crate::admin::{ItemResult, Outcome, PlanItem, PlannedCall, check_results};
@@ -198,7 +194,21 @@ pub async fn run(ctx: &Ctx, cmd: UsersCmd) -> Result<()> {
             admin,
             group,
             limit,
-        } => list(ctx, dedup_emails(emails), status, admin, group, limit).await,
+        } => {
+            let filter = directory::UserFilter {
+                emails: dedup_emails(emails),
+                status: match status {
+                    StatusFilter::Active => directory::StatusFilter::Active,
+                    StatusFilter::Disabled => directory::StatusFilter::Disabled,
+                    StatusFilter::Invited => directory::StatusFilter::Invited,
+                    StatusFilter::All => directory::StatusFilter::All,
+                },
+                admin,
+                group,
+                limit,
+            };
+            list(ctx, filter).await
+        }
         UsersCmd::Get { email } => {
             let client = ctx.client()?;
             let record = match directory::lookup(client, &email).await? {
@@ -331,95 +341,10 @@ fn report_one(ctx: &Ctx, email: &Email, action: &str) -> Result<()> {
     Ok(())
 }
 
-async fn list(
-    ctx: &Ctx,
-    emails: Vec<Email>,
-    status: StatusFilter,
-    admin: bool,
-    group: Option<GroupName>,
-    limit: Option<u64>,
-) -> Result<()> {
+async fn list(ctx: &Ctx, filter: directory::UserFilter) -> Result<()> {
     let client = ctx.client()?;
-    let keep = |u: &lastpass::User| {
-        let s = u.status();
-        let status_ok = match status {
-            StatusFilter::All => true,
-            StatusFilter::Active => s == UserStatus::Active,
-            StatusFilter::Disabled => s == UserStatus::Disabled,
-            StatusFilter::Invited => s == UserStatus::Invited,
-        };
-        status_ok
-            && (!admin || u.admin)
-            && group
-                .as_ref()
-                .is_none_or(|g| u.groups.iter().any(|x| x == g.as_str()))
-    };
-    let invited_wanted =
-        matches!(status, StatusFilter::All | StatusFilter::Invited) && !admin && group.is_none();
     let mut out = Emitter::new::<UserRecord>(ctx.format, ctx.stdout());
-    if !emails.is_empty() {
-        for email in &emails {
-            if limit.is_some_and(|l| out.count() >= l) {
-                break;
-            }
-            match directory::lookup(client, email).await? {
-                Lookup::User(u) if keep(&u) => out.emit(&UserRecord::from(*u))?,
-                Lookup::Invited(name) if invited_wanted => out.emit(&UserRecord::invited(name))?,
-                Lookup::Missing => tracing::info!(%email, "no such user"),
-                _ => {}
-            }
-        }
-        out.finish()?;
-        return Ok(());
-    }
-    let query = UserQuery {
-        username: None,
-        disabled: match status {
-            StatusFilter::Disabled => Some(true),
-            StatusFilter::Active => Some(false),
-            _ => None,
-        },
-        admin: admin.then_some(true),
-    };
-    // Pending invitees without a directory record appear only in each page's `invited` list;
-    // they are printed after the users (the set is bounded by the number of invitations).
-    let mut invited: Vec<String> = Vec::new();
-    let mut invited_seen: HashSet<String> = HashSet::new();
-    let mut listed_invited: HashSet<String> = HashSet::new();
-    let mut pages = client.user_pages(query, MAX_USER_PAGE_SIZE);
-    'pages: while limit.is_none_or(|l| out.count() < l) {
-        let Some(page) = pages.next().await else {
-            break;
-        };
-        let page = page?;
-        for name in page.invited {
-            if invited_seen.insert(name.to_lowercase()) {
-                invited.push(name);
-            }
-        }
-        for user in page.users {
-            if limit.is_some_and(|l| out.count() >= l) {
-                break 'pages;
-            }
-            if user.invited {
-                listed_invited.insert(user.username.to_lowercase());
-            }
-            if keep(&user) {
-                out.emit(&UserRecord::from(user))?;
-            }
-        }
-    }
-    drop(pages);
-    if invited_wanted {
-        for name in invited {
-            if limit.is_some_and(|l| out.count() >= l) {
-                break;
-            }
-            if !listed_invited.contains(&name.to_lowercase()) {
-                out.emit(&UserRecord::invited(name))?;
-            }
-        }
-    }
+    directory::list_users(client, &filter, &mut |r| Ok(out.emit(&r)?)).await?;
     out.finish()?;
     Ok(())
 }
@@ -441,51 +366,9 @@ async fn per_user(ctx: &Ctx, op: UserOp, emails: Vec<Email>) -> Result<()> {
 
 async fn toggle(ctx: &Ctx, enable: bool, emails: Vec<Email>) -> Result<()> {
     let emails = dedup_emails(emails);
-    let client = ctx.client()?;
-    let action = if enable { "enable" } else { "disable" };
-    let res = if enable {
-        client.enable_users(&emails).await
-    } else {
-        client.disable_users(&emails).await
-    };
-    let results = match res {
-        Ok(outcome) => toggle_results(action, &emails, &outcome, None),
-        Err(e @ (lastpass::Error::Auth | lastpass::Error::Config(_))) => return Err(e.into()),
-        // Some users changed, some did not: each address gets its own outcome, and the
-        // error messages go to the addresses they name.
-        Err(lastpass::Error::Partial { succeeded, errors }) => {
-            partial_toggle_results(action, &emails, succeeded, &errors)
-        }
-        Err(e) => {
-            let msg = e.to_string();
-            toggle_results(action, &emails, &Default::default(), Some(&msg))
-        }
-    };
+    let results = toggle_users(ctx.client()?, enable, &emails).await?;
     emit_results(ctx, &results)?;
     check_results(&results)
-}
-
-/// Results of a `disableuser`/`enableuser` answer that reported errors: the users LastPass lists
-/// as done are ok, the others failed with the messages naming them (all of them when none does).
-fn partial_toggle_results(
-    action: &str,
-    emails: &[Email],
-    succeeded: Vec<String>,
-    errors: &[String],
-) -> Vec<ItemResult> {
-    let outcome = lastpass::ToggleOutcome {
-        changed: succeeded,
-        unchanged: Vec::new(),
-    };
-    let mut results = toggle_results(action, emails, &outcome, None);
-    let keys: Vec<(&str, Vec<&str>)> = emails.iter().map(|e| (e.as_str(), Vec::new())).collect();
-    let messages = crate::admin::attribute_errors(errors, &keys);
-    for (r, m) in results.iter_mut().zip(messages) {
-        if r.outcome.is_failure() {
-            r.message = Some(m.unwrap_or_else(|| errors.join("; ")));
-        }
-    }
-    results
 }
 
 pub(super) fn emit_results(ctx: &Ctx, results: &[ItemResult]) -> Result<()> {
