@@ -60,6 +60,13 @@ impl Credentials {
     /// Reads `LPBRIDGE_CID` and `LPBRIDGE_PROVHASH`. `Ok(None)` when neither is set; an error
     /// naming the variable when only one is set or a value is invalid.
     pub fn from_env() -> Result<Option<Self>, Error> {
+        // A set but non-UTF-8 variable is an error, not "unset" (which would silently fall
+        // through to another credential source).
+        for name in ["LPBRIDGE_CID", "LPBRIDGE_PROVHASH"] {
+            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(name) {
+                return Err(Error::Config(format!("{name} is not valid UTF-8")));
+            }
+        }
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
@@ -76,11 +83,18 @@ impl Credentials {
                 "LPBRIDGE_CID is not set (LPBRIDGE_PROVHASH is): set both or neither".into(),
             )),
             (Some(cid), Some(hash)) => {
-                let cid = cid.trim().parse::<u64>().map_err(|_| {
-                    Error::Config(format!(
-                        "LPBRIDGE_CID must be a number (the LastPass account number), got {cid:?}"
-                    ))
-                })?;
+                let cid = cid
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "LPBRIDGE_CID must be a positive number (the LastPass account \
+                             number), got {:?}",
+                            lp_types::shown(&cid)
+                        ))
+                    })?;
                 if hash.trim().is_empty() {
                     return Err(Error::Config("LPBRIDGE_PROVHASH is blank".into()));
                 }

@@ -10,9 +10,22 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A value refused at a boundary: which field, which value, and why.
+/// At most this many characters of a refused value are quoted back in messages.
+pub const SHOWN_CHARS: usize = 100;
+
+/// `value` cut to [`SHOWN_CHARS`] characters (on a char boundary) with `…` appended when cut,
+/// so a multi-megabyte CSV cell never becomes a multi-megabyte error line.
+pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        None => std::borrow::Cow::Borrowed(value),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}…", &value[..cut])),
+    }
+}
+
+/// A value refused at a boundary: which field, which value, and why. `Display` quotes at most
+/// [`SHOWN_CHARS`] characters of the value; the field keeps it whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {field} {value:?}: {reason}")]
+#[error("invalid {field} {:?}: {reason}", shown(value))]
 pub struct InvalidValue {
     pub field: &'static str,
     pub value: String,
@@ -403,6 +416,17 @@ mod tests {
         assert!(serde_json::from_str::<Cid>("0").is_err());
         assert_eq!("0".parse::<Cid>().unwrap_err().field, "cid");
         assert_eq!(serde_json::to_string(&a).unwrap(), "8771312");
+    }
+
+    #[test]
+    fn long_values_are_quoted_cut() {
+        let long = "é".repeat(5000);
+        let e = Email::parse(&long).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.chars().count() < 200, "{msg}");
+        assert!(msg.contains('…'));
+        assert_eq!(e.value, long, "the field keeps the whole value");
+        assert_eq!(shown("short"), "short");
     }
 
     #[test]
