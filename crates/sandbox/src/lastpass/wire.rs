@@ -153,6 +153,28 @@ pub(crate) fn flex_bool(v: &Value) -> Option<bool> {
     }
 }
 
+/// The headers of a recorded real answer (reference §1.3), Akamai cookies aside.
+const LASTPASS_HEADERS: [(header::HeaderName, &str); 9] = [
+    (header::SERVER, "LastPass"),
+    (
+        header::CACHE_CONTROL,
+        "no-cache,private,no-store,max-age=0,s-maxage=0,must-revalidate,proxy-revalidate",
+    ),
+    (header::STRICT_TRANSPORT_SECURITY, "max-age=86400000"),
+    (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_XSS_PROTECTION, "1; mode=block"),
+    (
+        header::HeaderName::from_static("p3p"),
+        "CP=\"NON DSP COR CUR OUR LEG PHY COM\"",
+    ),
+    (header::VARY, "origin, Accept-Encoding"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self' https://admin.lastpass.com",
+    ),
+];
+
 pub(crate) fn set_headers(resp: &mut Response, json_content_type: bool) {
     let h = resp.headers_mut();
     let ct = if json_content_type {
@@ -161,44 +183,12 @@ pub(crate) fn set_headers(resp: &mut Response, json_content_type: bool) {
         "text/xml;charset=UTF-8"
     };
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    h.insert(header::SERVER, HeaderValue::from_static("LastPass"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(
-            "no-cache,private,no-store,max-age=0,s-maxage=0,must-revalidate,proxy-revalidate",
-        ),
-    );
-    h.insert(
-        header::STRICT_TRANSPORT_SECURITY,
-        HeaderValue::from_static("max-age=86400000"),
-    );
-    h.insert(
-        header::X_FRAME_OPTIONS,
-        HeaderValue::from_static("SAMEORIGIN"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::X_XSS_PROTECTION,
-        HeaderValue::from_static("1; mode=block"),
-    );
-    h.insert(
-        "p3p",
-        HeaderValue::from_static("CP=\"NON DSP COR CUR OUR LEG PHY COM\""),
-    );
-    h.insert(
-        header::VARY,
-        HeaderValue::from_static("origin, Accept-Encoding"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self' https://admin.lastpass.com"),
-    );
+    for (name, value) in LASTPASS_HEADERS {
+        h.insert(name, HeaderValue::from_static(value));
+    }
 }
 
-/// Largest request body accepted (a batchadd of 100,000 users fits comfortably).
+/// Largest request body the handler reads (the fault layer in front caps bodies at 64 MiB).
 const MAX_BODY: usize = 256 * 1024 * 1024;
 
 pub(crate) async fn handle(State(lp): State<LastPass>, req: Request) -> Response {
