@@ -144,6 +144,7 @@ impl ProfileStore {
 
     /// Adds or (with `overwrite`) replaces a profile.
     pub fn add(&self, profile: &Profile, overwrite: bool) -> Result<()> {
+        let _lock = self.lock()?;
         let mut plain = self.load()?;
         if !overwrite && plain.connections.contains_key(profile.name.as_str()) {
             return Err(Error::usage(format!(
@@ -164,12 +165,33 @@ impl ProfileStore {
 
     /// Removes a profile; `false` when it did not exist.
     pub fn remove(&self, name: &ConnectionId) -> Result<bool> {
+        let _lock = self.lock()?;
         let mut plain = self.load()?;
         let existed = plain.connections.remove(name.as_str()).is_some();
         if existed {
             self.save(&plain)?;
         }
         Ok(existed)
+    }
+
+    /// An exclusive lock on the store for a read-modify-write, so two runs at once cannot lose
+    /// one's update. Released when the returned file is dropped.
+    fn lock(&self) -> Result<std::fs::File> {
+        create_private_dir(&self.dir)?;
+        let path = self.dir.join("connections.lock");
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts
+            .open(&path)
+            .map_err(|e| Error::config(format!("cannot open {}: {e}", path.display())))?;
+        file.lock()
+            .map_err(|e| Error::config(format!("cannot lock {}: {e}", path.display())))?;
+        Ok(file)
     }
 
     fn load(&self) -> Result<Plain> {
@@ -582,6 +604,28 @@ mod tests {
         assert!(store.add(&profile("a"), false).is_err());
         assert!(store.remove(&ConnectionId::new("a").unwrap()).unwrap());
         assert!(!store.remove(&ConnectionId::new("a").unwrap()).unwrap());
+    }
+
+    #[test]
+    fn concurrent_adds_lose_no_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        // One key up front: the race under test is the store's read-modify-write.
+        ProfileStore::new(dir.path(), KeySource::File(dir.path().join(KEY_FILE)))
+            .add(&profile("seed"), false)
+            .unwrap();
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let path = dir.path();
+                scope.spawn(move || {
+                    let store = ProfileStore::new(path, KeySource::File(path.join(KEY_FILE)));
+                    for j in 0..5 {
+                        store.add(&profile(&format!("p{i}-{j}")), false).unwrap();
+                    }
+                });
+            }
+        });
+        let store = ProfileStore::new(dir.path(), KeySource::File(dir.path().join(KEY_FILE)));
+        assert_eq!(store.list().unwrap().len(), 1 + 8 * 5);
     }
 
     #[test]
