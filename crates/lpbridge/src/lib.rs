@@ -8,6 +8,16 @@
 //! - [`error`]: the one application error and its exit codes (0 ok, 1 error, 2 usage,
 //!   3 partial failure).
 
+/// `eprintln!` for status lines that must never panic: a broken pipe on stderr is ignored (the
+/// command's work and its exit code matter more than a progress note).
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod admin;
 pub mod cli;
 pub mod connections;

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            lpbridge::note!("error: cannot start the async runtime: {e}");
             return ExitCode::from(lpbridge::error::EXIT_ERROR);
         }
     };
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", e.message());
+            lpbridge::note!("error: {}", e.message());
             ExitCode::from(e.exit_code())
         }
     }

@@ -279,7 +279,7 @@ pub async fn run_until(
     handle.shutdown().await?;
     if let Some(path) = state_file {
         // stdout carries only the services line; humans read stderr.
-        eprintln!("sandbox state saved to {path}");
+        let _ = writeln!(std::io::stderr(), "sandbox state saved to {path}");
     }
     Ok(())
 }

@@ -138,7 +138,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> Result<()> {
         ConnectionCmd::Remove { name } => {
             let store = ProfileStore::from_env()?;
             if store.remove(&name)? {
-                eprintln!("removed connection {:?}", name.as_str());
+                crate::note!("removed connection {:?}", name.as_str());
                 Ok(())
             } else {
                 Err(Error::NotFound(format!(

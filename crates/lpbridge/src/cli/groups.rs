@@ -101,7 +101,7 @@ pub async fn run(ctx: &Ctx, cmd: GroupsCmd) -> Result<()> {
             let client = ctx.client()?;
             let current = groups::current_memberships(client, &rows).await?;
             let plan = groups::plan(rows, &current, batch_size as usize);
-            eprintln!(
+            crate::note!(
                 "plan: {} row(s): {} change(s) in {} batchchangegrp call(s), {} skipped",
                 plan.items.len(),
                 plan.changes(),

@@ -225,7 +225,7 @@ impl Ctx {
                 "refusing to {what} without confirmation: stdin is not a terminal; pass --yes"
             )));
         }
-        eprint!("{what}? [y/N] ");
+        let _ = write!(std::io::stderr(), "{what}? [y/N] ");
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
@@ -330,9 +330,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ");
-        eprintln!(
+        crate::note!(
             "lpbridge: upstream calls: requests={} retries={} {by_cmd}",
-            s.requests, s.retries
+            s.requests,
+            s.retries
         );
     }
     result

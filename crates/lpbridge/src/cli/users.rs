@@ -445,7 +445,7 @@ async fn import_cmd(ctx: &Ctx, file: PathBuf, batch_size: usize, dry_run: bool) 
     let rows = import::parse_csv(&label, std::io::BufReader::new(f))?;
     let client = ctx.client()?;
     let plan: ImportPlan = import::build_plan(client, rows, batch_size).await?;
-    eprintln!(
+    crate::note!(
         "plan: {} row(s): {} to create in {} batchadd call(s), {} skipped (already exist)",
         plan.items.len(),
         plan.to_create(),
@@ -463,7 +463,7 @@ async fn import_cmd(ctx: &Ctx, file: PathBuf, batch_size: usize, dry_run: bool) 
         .iter()
         .filter(|r| r.outcome == Outcome::Created)
         .count();
-    eprintln!("import: {created} created, {failed} failed");
+    crate::note!("import: {created} created, {failed} failed");
     emit_results(ctx, &results)?;
     check_results(&results)
 }
