@@ -206,20 +206,14 @@ async fn unsafe_write_retried_on_unambiguous_refusal() {
     let c = client(&s.url);
     let site = PushSite {
         target: PushTarget::Group(GroupName::new("Support Group").unwrap()),
-        url: "https://example.com".into(),
-        name: "Example".into(),
-        folder: None,
-        username_type: UsernameType::Email,
-        username: None,
         password: Some(Secret::new("pw")),
-        notes: None,
         favorite: true,
         persistent: true,
-        shared_folder_id: None,
+        ..example_site(UsernameType::Email)
     };
     assert_eq!(c.push_site(&site).await.unwrap(), "73");
     assert_eq!(s.count("pushsitestousers"), 3);
-    let r = s.requests.lock()[2]["data"].clone();
+    let r = s.data(2);
     assert_eq!(r["users"], "Support Group");
     assert_eq!(r["persistent"], "1");
     assert_eq!(r["fav"], "on");
@@ -432,7 +426,7 @@ async fn batchadd_validation() {
     u.password = Some(Secret::new("DefaultPassword"));
     u.password_reset_required = Some(false);
     c.batch_add(&[u]).await.unwrap();
-    let d = s.requests.lock()[0]["data"].clone();
+    let d = s.data(0);
     assert_eq!(
         d,
         json!([{"username":"user2@lastpass.com","fullname":"Mark Hunter","groups":["Group1"],
@@ -459,10 +453,7 @@ async fn deluser_ambiguous_then_verified_as_done() {
         .await
         .unwrap();
     assert_eq!(s.count("deluser"), 1);
-    assert_eq!(
-        s.requests.lock()[0]["data"],
-        json!({"username":"a@x.io","deleteaction":2})
-    );
+    assert_eq!(s.data(0), json!({"username":"a@x.io","deleteaction":2}));
 }
 
 #[tokio::test]
@@ -695,7 +686,7 @@ async fn events_stream_walks_next() {
     let actions: Vec<&str> = ev.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, vec!["A0", "A1", "A2"]);
     assert_eq!(s.count("reporting"), 3);
-    let d = s.requests.lock()[0]["data"].clone();
+    let d = s.data(0);
     assert_eq!(d["from"], "2024-01-01 00:00:00");
     assert_eq!(d["to"], "2024-01-31 23:59:59");
     assert_eq!(d["user"], "allusers");
@@ -748,10 +739,7 @@ async fn expired_passwords_walk_tokens() {
         all.iter().map(|e| e.user_id).collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
-    assert_eq!(
-        s.requests.lock()[1]["data"],
-        json!({"limit":1,"continuation_token":"t1"})
-    );
+    assert_eq!(s.data(1), json!({"limit":1,"continuation_token":"t1"}));
     assert!(matches!(
         c.expired_passwords_page(501, None).await,
         Err(Error::InvalidInput(v)) if v.field == "limit"
@@ -796,19 +784,7 @@ async fn detailed_folders_paged_stops_on_short_page() {
 async fn push_site_custom_without_username_is_refused() {
     let s = stub(|_| Reply::json(json!({"status":"OK","psid":"1"}))).await;
     let c = client(&s.url);
-    let site = PushSite {
-        target: PushTarget::All,
-        url: "https://example.com".into(),
-        name: "Example".into(),
-        folder: None,
-        username_type: UsernameType::Custom,
-        username: None,
-        password: None,
-        notes: None,
-        favorite: false,
-        persistent: false,
-        shared_folder_id: None,
-    };
+    let site = example_site(UsernameType::Custom);
     match c.push_site(&site).await {
         Err(Error::InvalidInput(v)) => assert_eq!(v.field, "username"),
         other => panic!("{other:?}"),
@@ -849,7 +825,7 @@ async fn raw_returns_bodies_as_received() {
         .unwrap();
     assert_eq!(r.status, 500);
     assert_eq!(s.count("batchadd"), 1);
-    assert_eq!(s.requests.lock()[0]["data"], json!({"pagesize":1}));
+    assert_eq!(s.data(0), json!({"pagesize":1}));
 }
 
 // ---- rate limiting ------------------------------------------------------------------------

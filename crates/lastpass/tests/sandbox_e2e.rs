@@ -2,6 +2,8 @@
 //! round-trips, and under injected 429/5xx/malformed/truncated answers the client retries
 //! without duplicating writes.
 
+mod common;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -28,6 +30,13 @@ async fn start() -> (SandboxHandle, Client) {
         max_delay: Duration::from_millis(10),
     };
     (sb, Client::new(cfg).unwrap())
+}
+
+/// Queues one-shot faults for `cmd`, answered in this order.
+fn faults_once(sb: &SandboxHandle, cmd: &str, kinds: impl IntoIterator<Item = FaultKind>) {
+    for kind in kinds {
+        sb.faults.add(FaultRule::new(cmd, kind).count(1));
+    }
 }
 
 fn window() -> EventQuery {
@@ -183,19 +192,7 @@ async fn every_command_round_trips() {
     );
     let _expired: Vec<ExpiredPassword> = c.expired_passwords(500).try_collect().await.unwrap();
     let psid = c
-        .push_site(&PushSite {
-            target: PushTarget::All,
-            url: "https://example.com".into(),
-            name: "Example".into(),
-            folder: None,
-            username_type: UsernameType::Email,
-            username: None,
-            password: None,
-            notes: None,
-            favorite: false,
-            persistent: false,
-            shared_folder_id: None,
-        })
+        .push_site(&common::example_site(UsernameType::Email))
         .await
         .unwrap();
     assert!(!psid.is_empty());
@@ -228,14 +225,16 @@ async fn wrong_provhash_is_auth() {
 #[tokio::test]
 async fn reads_survive_injected_faults() {
     let (sb, c) = start().await;
-    sb.faults
-        .add(FaultRule::new("getuserdata", FaultKind::Status { status: 429 }).count(1));
-    sb.faults
-        .add(FaultRule::new("getuserdata", FaultKind::Status { status: 500 }).count(1));
-    sb.faults
-        .add(FaultRule::new("getuserdata", FaultKind::Malformed).count(1));
-    sb.faults
-        .add(FaultRule::new("getuserdata", FaultKind::Truncate).count(1));
+    faults_once(
+        &sb,
+        "getuserdata",
+        [
+            FaultKind::Status { status: 429 },
+            FaultKind::Status { status: 500 },
+            FaultKind::Malformed,
+            FaultKind::Truncate,
+        ],
+    );
     let page = c.all_users().await.unwrap();
     assert!(!page.users.is_empty());
     let st = c.stats();
@@ -252,8 +251,7 @@ async fn bulk_import_under_faults_creates_no_duplicates() {
     let (before, before_invited) = (start_page.total, start_page.invited.len());
     // The first batchadd is applied but its answer torn; the next is refused with a 500
     // before reaching the emulator; then one 429.
-    sb.faults
-        .add(FaultRule::new("batchadd", FaultKind::Truncate).count(1));
+    faults_once(&sb, "batchadd", [FaultKind::Truncate]);
     let names: Vec<String> = (0..30)
         .map(|i| format!("import{i:02}@example.com"))
         .collect();
@@ -261,12 +259,15 @@ async fn bulk_import_under_faults_creates_no_duplicates() {
     c.batch_add(&batch1).await.unwrap();
     assert_eq!(c.stats().by_cmd["batchadd"], 1, "verified, not re-sent");
 
-    sb.faults
-        .add(FaultRule::new("batchadd", FaultKind::Status { status: 500 }).count(1));
-    sb.faults
-        .add(FaultRule::new("batchadd", FaultKind::Status { status: 429 }).count(1));
-    sb.faults
-        .add(FaultRule::new("batchadd", FaultKind::Drop).count(1));
+    faults_once(
+        &sb,
+        "batchadd",
+        [
+            FaultKind::Status { status: 500 },
+            FaultKind::Status { status: 429 },
+            FaultKind::Drop,
+        ],
+    );
     let batch2: Vec<NewUser> = names[15..].iter().map(|n| NewUser::new(email(n))).collect();
     c.batch_add(&batch2).await.unwrap();
 
@@ -296,19 +297,16 @@ async fn bulk_import_under_faults_creates_no_duplicates() {
 async fn unsafe_write_not_retried_after_ambiguous_failure() {
     let (sb, c) = start().await;
     let someone = email(&c.all_users().await.unwrap().users[0].username);
-    sb.faults
-        .add(FaultRule::new("resetpassword", FaultKind::Truncate).count(1));
+    faults_once(&sb, "resetpassword", [FaultKind::Truncate]);
     assert!(c.reset_password(&someone).await.is_err());
-    sb.faults
-        .add(FaultRule::new("resetpassword", FaultKind::Status { status: 502 }).count(1));
+    faults_once(&sb, "resetpassword", [FaultKind::Status { status: 502 }]);
     assert!(matches!(
         c.reset_password(&someone).await,
         Err(Error::Upstream { status: 502, .. })
     ));
     assert_eq!(sb.stats().requests_for("resetpassword"), 2);
     // 503 is a refusal: retried.
-    sb.faults
-        .add(FaultRule::new("resetpassword", FaultKind::Status { status: 503 }).count(1));
+    faults_once(&sb, "resetpassword", [FaultKind::Status { status: 503 }]);
     c.reset_password(&someone).await.unwrap();
     assert_eq!(sb.stats().requests_for("resetpassword"), 4);
     sb.shutdown().await.unwrap();

@@ -23,15 +23,26 @@ impl Write for Buf {
     }
 }
 
-#[tokio::test]
-async fn provhash_never_logged() {
+impl Buf {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock()).into_owned()
+    }
+}
+
+/// Every log line at every level, captured into the returned buffer while the guard lives.
+fn capture_logs() -> (Buf, tracing::subscriber::DefaultGuard) {
     let buf = Buf::default();
     let writer = buf.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (buf, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn provhash_never_logged() {
+    let (buf, _guard) = capture_logs();
 
     let s = stub(|req| match req["cmd"].as_str().unwrap() {
         "getuserdata" => Reply::ok(format!("garbage {PROVHASH}")),
@@ -44,7 +55,7 @@ async fn provhash_never_logged() {
     let _ = c.all_users().await;
     let _ = c.reset_password(&who).await;
     let _ = c.require_password_change(&who).await;
-    let logs = String::from_utf8_lossy(&buf.0.lock()).into_owned();
+    let logs = buf.text();
     assert!(logs.contains("retrying"), "logging is on: {logs}");
     assert!(logs.contains("LastPass message"), "{logs}");
     assert!(!logs.contains(PROVHASH), "{logs}");
@@ -55,13 +66,7 @@ async fn provhash_never_logged() {
 /// or a log line.
 #[tokio::test]
 async fn echoed_password_is_scrubbed() {
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buf, _guard) = capture_logs();
     const PASSWORD: &str = "correct-horse-battery-staple";
     let s = stub(|req| {
         let pw = req["data"][0]["password"].as_str().unwrap_or("").to_owned();
@@ -77,6 +82,6 @@ async fn echoed_password_is_scrubbed() {
     let shown = format!("{e} {e:?}");
     assert!(!shown.contains(PASSWORD), "{shown}");
     assert!(shown.contains("Invalid password: ***"), "{shown}");
-    let logs = String::from_utf8_lossy(&buf.0.lock()).into_owned();
+    let logs = buf.text();
     assert!(!logs.contains(PASSWORD), "{logs}");
 }

@@ -1,5 +1,7 @@
 //! The control API under /_sandbox, driven over HTTP.
 
+mod common;
+
 use chrono::TimeZone;
 use sandbox::{SandboxConfig, SandboxHandle};
 use serde_json::{Value, json};
@@ -27,14 +29,7 @@ impl T {
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap())
+        common::post_json(&self.http, &self.url(path), &body).await
     }
 
     async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value) {
@@ -56,13 +51,7 @@ impl T {
 
     /// A LastPass API call as the primary account (or `cid`/`provhash` given).
     async fn api_as(&self, cid: u64, provhash: &str, cmd: &str, data: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.sb.lastpass_endpoint())
-            .json(&json!({"cid": cid, "provhash": provhash, "cmd": cmd, "data": data}))
-            .send()
-            .await
-            .unwrap();
+        let r = common::api_request(&self.http, &self.sb, cid, provhash, cmd, data).await;
         let status = r.status().as_u16();
         let body = r.bytes().await.unwrap();
         (
@@ -260,17 +249,13 @@ async fn clock_can_be_read_advanced_set_frozen_and_resumed() {
     assert_eq!(c["frozen"], true);
     assert_eq!(c["now_us"], 1_000_000);
 
-    t.assert_error(
-        t.post("/clock/advance", json!({"seconds": "soon"})).await,
-        400,
-        "seconds",
-    );
-    t.assert_error(
-        t.post("/clock/advance", json!({"seconds": -5})).await,
-        400,
-        "seconds",
-    );
-    t.assert_error(t.post("/clock/advance", json!({})).await, 400, "seconds");
+    for (body, field) in [
+        (json!({"seconds": "soon"}), "seconds"),
+        (json!({"seconds": -5}), "seconds"),
+        (json!({}), "seconds"),
+    ] {
+        t.assert_error(t.post("/clock/advance", body).await, 400, field);
+    }
     t.assert_error(
         t.post("/clock", json!({"set": "last tuesday"})).await,
         400,
@@ -372,34 +357,15 @@ async fn faults_and_rate_limit_via_control() {
     let (_, cleared) = t.delete("/faults").await;
     assert!(cleared["rules"].as_array().unwrap().is_empty());
 
-    t.assert_error(
-        t.post("/faults", json!({"spec": "x:teapot"})).await,
-        400,
-        "spec",
-    );
-    t.assert_error(
-        t.post("/faults", json!({"kind": "status", "status": 200}))
-            .await,
-        400,
-        "status",
-    );
-    t.assert_error(
-        t.post("/faults", json!({"kind": "drop", "probabilty": 0.5}))
-            .await,
-        400,
-        "probabilty",
-    );
-    t.assert_error(
-        t.post("/faults", json!({"kind": "explode"})).await,
-        400,
-        "kind",
-    );
-    t.assert_error(
-        t.post("/faults", json!({"kind": "drop", "probability": 2}))
-            .await,
-        400,
-        "probability",
-    );
+    for (body, field) in [
+        (json!({"spec": "x:teapot"}), "spec"),
+        (json!({"kind": "status", "status": 200}), "status"),
+        (json!({"kind": "drop", "probabilty": 0.5}), "probabilty"),
+        (json!({"kind": "explode"}), "kind"),
+        (json!({"kind": "drop", "probability": 2}), "probability"),
+    ] {
+        t.assert_error(t.post("/faults", body).await, 400, field);
+    }
 
     let (s, _) = t.post("/rate-limit", json!({"rps": 1})).await;
     assert_eq!(s, 200);

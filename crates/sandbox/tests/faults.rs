@@ -3,7 +3,8 @@
 //! Most tests put the fault layer in front of a trivial echo handler, so they exercise the
 //! middleware alone; the last ones go through the full sandbox.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -33,18 +34,8 @@ async fn echo_server(config: FaultConfig) -> Echo {
         Router::new().route("/enterpriseapi.php", post(echo)),
         faults.clone(),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
     Echo {
-        url: format!("http://{addr}/enterpriseapi.php"),
+        url: common::endpoint(common::serve(router).await),
         faults,
         client: reqwest::Client::new(),
     }
@@ -284,6 +275,18 @@ async fn first_matching_rule_wins_and_latency_adds_up() {
 
 // ---- through the whole sandbox (needs the LastPass emulator) ----
 
+async fn post_bytes(client: &reqwest::Client, url: &str, body: &Value) -> Bytes {
+    client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn sandbox_faults_wrap_the_emulator() {
     let mut config = sandbox::SandboxConfig::for_tests();
@@ -292,24 +295,8 @@ async fn sandbox_faults_wrap_the_emulator() {
     let acct = sb.primary_account();
     let client = reqwest::Client::new();
     let body = json!({"cid": acct.cid, "provhash": acct.provhash, "cmd": "getuserdata", "data": {"pagesize": 5}});
-    let cut = client
-        .post(sb.lastpass_endpoint())
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let full = client
-        .post(sb.lastpass_endpoint())
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let cut = post_bytes(&client, &sb.lastpass_endpoint(), &body).await;
+    let full = post_bytes(&client, &sb.lastpass_endpoint(), &body).await;
     let v: Value = serde_json::from_slice(&full).unwrap();
     assert_eq!(v["count"], 5);
     assert!(serde_json::from_slice::<Value>(&cut).is_err());

@@ -1,14 +1,14 @@
 //! Wire fidelity of the LastPass Enterprise API emulator: one test per command, holding the
 //! emulator's bytes and shapes against the reference samples (reference §1–§3 and §10).
 
-use std::net::SocketAddr;
+mod common;
 
+use common::T0;
 use sandbox::Clock;
-use sandbox::lastpass::{AccountSpec, FlagStyle, LastPass, LastPassConfig, SeedOptions};
+use sandbox::lastpass::{FlagStyle, LastPass, SeedOptions};
 use serde_json::{Value, json};
 
-/// 2024-03-10 12:00:00 UTC = 08:00:00 US/Eastern (EDT started that morning).
-const T0: i64 = 1_710_072_000_000_000;
+// T0 = 2024-03-10 12:00:00 UTC = 08:00:00 US/Eastern (EDT started that morning).
 const CID: u64 = 8_771_312;
 const HASH: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
 
@@ -18,61 +18,39 @@ struct Env {
     http: reqwest::Client,
 }
 
-fn spec(seed: SeedOptions) -> AccountSpec {
-    AccountSpec {
-        cid: CID,
-        provhash: HASH.into(),
-        name: "Example Inc".into(),
-        time_zone: "US/Eastern".into(),
-        seed,
-    }
-}
-
 fn empty_seed() -> SeedOptions {
-    SeedOptions {
-        users: 0,
-        groups: 0,
-        folders: 0,
-        events: 0,
-        seed: 1,
-    }
+    common::seed(0, 0, 0, 0, 1)
 }
 
 fn small_seed() -> SeedOptions {
-    SeedOptions {
-        users: 40,
-        groups: 4,
-        folders: 6,
-        events: 300,
-        seed: 7,
-    }
+    common::seed(40, 4, 6, 300, 7)
 }
 
 async fn start(seed: SeedOptions) -> Env {
-    let config = LastPassConfig {
-        accounts: vec![spec(seed)],
-        flag_style: FlagStyle::String,
-        max_pagesize: 2000,
-        detailed_sf_unpaged_limit: Some(3),
-        json_content_type: false,
-    };
-    let lp = LastPass::new(config, Clock::frozen(T0)).expect("emulator");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = lp.router();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let lp = common::emulator(
+        vec![common::account(
+            CID,
+            HASH,
+            "Example Inc",
+            "US/Eastern",
+            seed,
+        )],
+        Some(3),
+        Clock::frozen(T0),
+    );
+    let addr = common::serve(lp.router()).await;
     Env {
         lp,
-        url: format!("http://{addr}/enterpriseapi.php"),
+        url: common::endpoint(addr),
         http: reqwest::Client::new(),
     }
+}
+
+/// An emulator with no seeded data but the `users` added through `batchadd`.
+async fn start_with(users: Value) -> Env {
+    let env = start(empty_seed()).await;
+    env.add(users).await;
+    env
 }
 
 impl Env {
@@ -96,6 +74,23 @@ impl Env {
     async fn json(&self, cmd: &str, data: Value) -> Value {
         let body = self.cmd(cmd, data).await;
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{cmd}: {e}: {body}"))
+    }
+
+    /// Asserts the exact body `cmd` answers (over HTTP 200).
+    async fn expect(&self, cmd: &str, data: Value, want: &str) {
+        let shown = data.to_string();
+        assert_eq!(self.cmd(cmd, data).await, want, "{cmd} {shown}");
+    }
+
+    /// `cmd` for user1@lastpass.com answers OK; for `other` it answers `fail`.
+    async fn expect_single_user(&self, cmd: &str, other: &str, fail: &str) {
+        self.expect(
+            cmd,
+            json!({"username": "user1@lastpass.com"}),
+            r#"{"status":"OK"}"#,
+        )
+        .await;
+        self.expect(cmd, json!({"username": other}), fail).await;
     }
 
     async fn add(&self, users: Value) {
@@ -172,10 +167,12 @@ async fn auth_error_is_the_76_byte_xml_with_text_xml() {
 async fn getuserdata_matches_the_recorded_shapes() {
     let env = start(empty_seed()).await;
     // Empty account: Users and Groups are PHP-style empty arrays.
-    assert_eq!(
-        env.cmd("getuserdata", json!("all")).await,
-        r#"{"total":0,"count":0,"Users":[],"Groups":[]}"#
-    );
+    env.expect(
+        "getuserdata",
+        json!("all"),
+        r#"{"total":0,"count":0,"Users":[],"Groups":[]}"#,
+    )
+    .await;
     env.add(json!([
         {"username": "user-c@example.com", "fullname": "User C", "password": "Temp-Pass-1", "groups": ["Integration Development"]},
         {"username": "user-a@example.com", "password": "Temp-Pass-2", "password_reset_required": false},
@@ -266,11 +263,12 @@ async fn getuserdata_matches_the_recorded_shapes() {
         .await;
     assert_eq!(p3["Users"], json!([]));
     // Unknown user: exactly {"Users":[]}.
-    assert_eq!(
-        env.cmd("getuserdata", json!({"username": "nobody@example.com"}))
-            .await,
-        r#"{"Users":[]}"#
-    );
+    env.expect(
+        "getuserdata",
+        json!({"username": "nobody@example.com"}),
+        r#"{"Users":[]}"#,
+    )
+    .await;
     // Pending invitees are listed under `invited`, not under Users.
     env.add(json!([{"username": "invitee@example.com"}])).await;
     let v = env.json("getuserdata", json!("all")).await;
@@ -340,315 +338,232 @@ async fn getuserdata_matches_the_recorded_shapes() {
     let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(v["total"], 2);
     // Wrong data type.
-    assert_eq!(
-        env.cmd("getuserdata", json!([1, 2])).await,
-        r#"{"status":"FAIL","error":"Invalid data: expected an object, got [1,2]"}"#
-    );
+    env.expect(
+        "getuserdata",
+        json!([1, 2]),
+        r#"{"status":"FAIL","error":"Invalid data: expected an object, got [1,2]"}"#,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn batchadd_envelopes() {
     let env = start(empty_seed()).await;
-    assert_eq!(
-        env.cmd("batchadd", json!([{"username": "user0@lastpass.com"}, {"username": "user1@lastpass.com", "fullname": "John Doe"}])).await,
-        r#"{"status":"OK"}"#
-    );
-    assert_eq!(
-        env.cmd(
-            "batchadd",
-            json!([{"username": "ok@lastpass.com"}, {"username": "not-an-email"}])
-        )
-        .await,
-        r#"{"status":"FAIL","error":"Invalid email address: not-an-email"}"#
-    );
+    env.expect("batchadd", json!([{"username": "user0@lastpass.com"}, {"username": "user1@lastpass.com", "fullname": "John Doe"}]), r#"{"status":"OK"}"#).await;
+    env.expect(
+        "batchadd",
+        json!([{"username": "ok@lastpass.com"}, {"username": "not-an-email"}]),
+        r#"{"status":"FAIL","error":"Invalid email address: not-an-email"}"#,
+    )
+    .await;
     assert!(
         env.lp.inspect_user(CID, "ok@lastpass.com").is_none(),
         "nothing half-applied"
     );
-    assert_eq!(
-        env.cmd(
-            "batchadd",
-            json!([{"username": "dup@lastpass.com"}, {"username": "DUP@lastpass.com"}])
-        )
-        .await,
-        r#"{"status":"FAIL","error":"Duplicate username in batch: DUP@lastpass.com"}"#
-    );
-    assert_eq!(
-        env.cmd("batchadd", json!("user@lastpass.com")).await,
-        r#"{"status":"FAIL","error":"Invalid data: expected an array of users"}"#
-    );
-    assert_eq!(
-        env.cmd("batchadd", json!([{"fullname": "No Name"}])).await,
-        r#"{"status":"FAIL","error":"Missing username"}"#
-    );
+    for (data, want) in [
+        (
+            json!([{"username": "dup@lastpass.com"}, {"username": "DUP@lastpass.com"}]),
+            r#"{"status":"FAIL","error":"Duplicate username in batch: DUP@lastpass.com"}"#,
+        ),
+        (
+            json!("user@lastpass.com"),
+            r#"{"status":"FAIL","error":"Invalid data: expected an array of users"}"#,
+        ),
+        (
+            json!([{"fullname": "No Name"}]),
+            r#"{"status":"FAIL","error":"Missing username"}"#,
+        ),
+    ] {
+        env.expect("batchadd", data, want).await;
+    }
 }
 
 #[tokio::test]
 async fn updateuser_envelopes() {
-    let env = start(empty_seed()).await;
-    env.add(json!([{"username": "user1@lastpass.com", "password": "x"}]))
-        .await;
-    assert_eq!(
-        env.cmd(
-            "updateuser",
-            json!({"username": "user1@lastpass.com", "fullname": "New Name", "duousername": "u1"})
-        )
-        .await,
-        r#"{"status":"OK"}"#
-    );
+    let env = start_with(json!([{"username": "user1@lastpass.com", "password": "x"}])).await;
+    env.expect(
+        "updateuser",
+        json!({"username": "user1@lastpass.com", "fullname": "New Name", "duousername": "u1"}),
+        r#"{"status":"OK"}"#,
+    )
+    .await;
     let u = env.lp.inspect_user(CID, "user1@lastpass.com").unwrap();
     assert_eq!(
         (u["fullname"].as_str(), u["duousername"].as_str()),
         (Some("New Name"), Some("u1"))
     );
-    assert_eq!(
-        env.cmd(
-            "updateuser",
-            json!({"username": "someone@example.com", "fullname": "X"})
-        )
-        .await,
-        r#"{"status":"FAIL","error":"No such user: someone@example.com"}"#
-    );
-    assert_eq!(
-        env.cmd("updateuser", json!({"fullname": "X"})).await,
-        r#"{"status":"FAIL","error":"Missing username"}"#
-    );
+    env.expect(
+        "updateuser",
+        json!({"username": "someone@example.com", "fullname": "X"}),
+        r#"{"status":"FAIL","error":"No such user: someone@example.com"}"#,
+    )
+    .await;
+    env.expect(
+        "updateuser",
+        json!({"fullname": "X"}),
+        r#"{"status":"FAIL","error":"Missing username"}"#,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn deluser_envelopes() {
-    let env = start(empty_seed()).await;
-    env.add(json!([{"username": "user1@lastpass.com", "password": "x"}]))
-        .await;
-    assert_eq!(
-        env.cmd(
-            "deluser",
-            json!({"username": "someone@example.com", "deleteaction": 0})
-        )
-        .await,
-        r#"{"status":"FAIL","error":"No such user: someone@example.com"}"#
-    );
-    assert_eq!(
-        env.cmd(
-            "deluser",
-            json!({"username": "user1@lastpass.com", "deleteaction": 7})
-        )
-        .await,
-        r#"{"status":"FAIL","error":"Invalid deleteaction: 7"}"#
-    );
-    assert_eq!(
-        env.cmd(
-            "deluser",
-            json!({"username": "user1@lastpass.com", "deleteaction": 3})
-        )
-        .await,
-        r#"{"status":"FAIL","error":"User is not invited: user1@lastpass.com"}"#
-    );
-    assert_eq!(
-        env.cmd(
-            "deluser",
-            json!({"username": "user1@lastpass.com", "deleteaction": "0"})
-        )
-        .await,
-        r#"{"status":"OK"}"#
-    );
+    let env = start_with(json!([{"username": "user1@lastpass.com", "password": "x"}])).await;
+    for (data, want) in [
+        (
+            json!({"username": "someone@example.com", "deleteaction": 0}),
+            r#"{"status":"FAIL","error":"No such user: someone@example.com"}"#,
+        ),
+        (
+            json!({"username": "user1@lastpass.com", "deleteaction": 7}),
+            r#"{"status":"FAIL","error":"Invalid deleteaction: 7"}"#,
+        ),
+        (
+            json!({"username": "user1@lastpass.com", "deleteaction": 3}),
+            r#"{"status":"FAIL","error":"User is not invited: user1@lastpass.com"}"#,
+        ),
+        (
+            json!({"username": "user1@lastpass.com", "deleteaction": "0"}),
+            r#"{"status":"OK"}"#,
+        ),
+    ] {
+        env.expect("deluser", data, want).await;
+    }
 }
 
 #[tokio::test]
 async fn disableuser_answers_lowercase_success() {
-    let env = start(empty_seed()).await;
-    env.add(json!([{"username": "user1@lastpass.com", "password": "x"}, {"username": "user2@lastpass.com", "password": "x"}])).await;
-    assert_eq!(
-        env.cmd(
-            "disableuser",
-            json!(["user1@lastpass.com", "user2@lastpass.com"])
-        )
-        .await,
-        r#"{"status":"success","disabled_users":["user1@lastpass.com","user2@lastpass.com"]}"#
-    );
-    assert_eq!(
-        env.cmd(
-            "disableuser",
-            json!(["user1@lastpass.com", "ghost@lastpass.com"])
-        )
-        .await,
-        r#"{"status":"success","disabled_users":[],"unchanged_users":["user1@lastpass.com"],"error":"No such user: ghost@lastpass.com"}"#
-    );
-    assert_eq!(
-        env.cmd("disableuser", json!({"username": "user1@lastpass.com"}))
-            .await,
-        r#"{"status":"FAIL","error":"Invalid data: expected an array of usernames"}"#
-    );
+    let env = start_with(json!([{"username": "user1@lastpass.com", "password": "x"}, {"username": "user2@lastpass.com", "password": "x"}])).await;
+    for (data, want) in [
+        (
+            json!(["user1@lastpass.com", "user2@lastpass.com"]),
+            r#"{"status":"success","disabled_users":["user1@lastpass.com","user2@lastpass.com"]}"#,
+        ),
+        (
+            json!(["user1@lastpass.com", "ghost@lastpass.com"]),
+            r#"{"status":"success","disabled_users":[],"unchanged_users":["user1@lastpass.com"],"error":"No such user: ghost@lastpass.com"}"#,
+        ),
+        (
+            json!({"username": "user1@lastpass.com"}),
+            r#"{"status":"FAIL","error":"Invalid data: expected an array of usernames"}"#,
+        ),
+    ] {
+        env.expect("disableuser", data, want).await;
+    }
 }
 
 #[tokio::test]
 async fn enableuser_answers_lowercase_success() {
-    let env = start(empty_seed()).await;
-    env.add(json!([{"username": "user1@lastpass.com", "password": "x"}, {"username": "user2@lastpass.com", "password": "x"}])).await;
+    let env = start_with(json!([{"username": "user1@lastpass.com", "password": "x"}, {"username": "user2@lastpass.com", "password": "x"}])).await;
     env.cmd("disableuser", json!(["user1@lastpass.com"])).await;
-    assert_eq!(
-        env.cmd(
-            "enableuser",
-            json!(["user1@lastpass.com", "user2@lastpass.com"])
-        )
-        .await,
-        r#"{"status":"success","enabled_users":["user1@lastpass.com"],"unchanged_users":["user2@lastpass.com"]}"#
-    );
+    env.expect("enableuser", json!(["user1@lastpass.com", "user2@lastpass.com"]), r#"{"status":"success","enabled_users":["user1@lastpass.com"],"unchanged_users":["user2@lastpass.com"]}"#).await;
 }
 
 #[tokio::test]
 async fn batchchangegrp_ok_and_warn() {
-    let env = start(empty_seed()).await;
-    env.add(json!([{"username": "user1@lastpass.com", "password": "x", "groups": ["Group1", "Group2", "Group3"]}])).await;
-    assert_eq!(
-        env.cmd(
-            "batchchangegrp",
-            json!([{"username": "user1@lastpass.com", "add": ["Group1"], "del": ["Group2"]}])
-        )
-        .await,
-        r#"{"status":"OK"}"#
-    );
-    assert_eq!(
-        env.cmd(
-            "batchchangegrp",
+    let env = start_with(json!([{"username": "user1@lastpass.com", "password": "x", "groups": ["Group1", "Group2", "Group3"]}])).await;
+    for (data, want) in [
+        (
+            json!([{"username": "user1@lastpass.com", "add": ["Group1"], "del": ["Group2"]}]),
+            r#"{"status":"OK"}"#,
+        ),
+        (
             json!([
                 {"username": "user1@lastpass.com", "add": ["Group2"]},
                 {"username": "user2@lastpass.com", "add": ["Group1"], "del": ["Group2", "Group3"]}
-            ])
-        )
-        .await,
-        r#"{"status":"WARN","errors":["user2@lastpass.com does not exist"]}"#
-    );
-    assert_eq!(
-        env.cmd(
-            "batchchangegrp",
-            json!([{"username": "user1@lastpass.com", "add": ["Nope"]}])
-        )
-        .await,
-        r#"{"status":"WARN","errors":["group Nope does not exist"]}"#
-    );
-    assert_eq!(
-        env.cmd("batchchangegrp", json!({"data": 1})).await,
-        r#"{"status":"FAIL","error":"Missing username"}"#
-    );
+            ]),
+            r#"{"status":"WARN","errors":["user2@lastpass.com does not exist"]}"#,
+        ),
+        (
+            json!([{"username": "user1@lastpass.com", "add": ["Nope"]}]),
+            r#"{"status":"WARN","errors":["group Nope does not exist"]}"#,
+        ),
+        (
+            json!({"data": 1}),
+            r#"{"status":"FAIL","error":"Missing username"}"#,
+        ),
+    ] {
+        env.expect("batchchangegrp", data, want).await;
+    }
 }
 
 #[tokio::test]
 async fn reinviteuser_envelopes() {
-    let env = start(empty_seed()).await;
-    env.add(json!([{"username": "user1@lastpass.com"}, {"username": "active@lastpass.com", "password": "x"}])).await;
-    assert_eq!(
-        env.cmd("reinviteuser", json!({"username": "user1@lastpass.com"}))
-            .await,
-        r#"{"status":"OK"}"#
-    );
-    assert_eq!(
-        env.cmd("reinviteuser", json!({"username": "ghost@lastpass.com"}))
-            .await,
-        r#"{"status":"FAIL","error":"No such user: ghost@lastpass.com"}"#
-    );
-    assert_eq!(
-        env.cmd("reinviteuser", json!({"username": "active@lastpass.com"}))
-            .await,
-        r#"{"status":"FAIL","error":"User has already accepted the invitation: active@lastpass.com"}"#
-    );
+    let env = start_with(json!([{"username": "user1@lastpass.com"}, {"username": "active@lastpass.com", "password": "x"}])).await;
+    for (data, want) in [
+        (
+            json!({"username": "user1@lastpass.com"}),
+            r#"{"status":"OK"}"#,
+        ),
+        (
+            json!({"username": "ghost@lastpass.com"}),
+            r#"{"status":"FAIL","error":"No such user: ghost@lastpass.com"}"#,
+        ),
+        (
+            json!({"username": "active@lastpass.com"}),
+            r#"{"status":"FAIL","error":"User has already accepted the invitation: active@lastpass.com"}"#,
+        ),
+    ] {
+        env.expect("reinviteuser", data, want).await;
+    }
 }
 
 #[tokio::test]
 async fn resetpassword_fails_with_an_error_array() {
-    let env = start(empty_seed()).await;
-    env.add(json!([{"username": "user1@lastpass.com", "password": "x"}]))
-        .await;
-    assert_eq!(
-        env.cmd("resetpassword", json!({"username": "user1@lastpass.com"}))
-            .await,
-        r#"{"status":"OK"}"#
-    );
-    assert_eq!(
-        env.cmd("resetpassword", json!({"username": "someone@example.com"}))
-            .await,
-        r#"{"status":"FAIL","error":["user not found: someone@example.com"]}"#
-    );
+    let env = start_with(json!([{"username": "user1@lastpass.com", "password": "x"}])).await;
+    env.expect_single_user(
+        "resetpassword",
+        "someone@example.com",
+        r#"{"status":"FAIL","error":["user not found: someone@example.com"]}"#,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn requiremasterpasswordchange_envelopes() {
-    let env = start(empty_seed()).await;
-    env.add(json!([{"username": "user1@lastpass.com", "password": "x", "password_reset_required": false}])).await;
-    assert_eq!(
-        env.cmd(
-            "requiremasterpasswordchange",
-            json!({"username": "user1@lastpass.com"})
-        )
-        .await,
-        r#"{"status":"OK"}"#
-    );
-    assert_eq!(
-        env.cmd(
-            "requiremasterpasswordchange",
-            json!({"username": "x@example.com"})
-        )
-        .await,
-        r#"{"status":"FAIL","error":"No such user: x@example.com"}"#
-    );
+    let env = start_with(json!([{"username": "user1@lastpass.com", "password": "x", "password_reset_required": false}])).await;
+    env.expect_single_user(
+        "requiremasterpasswordchange",
+        "x@example.com",
+        r#"{"status":"FAIL","error":"No such user: x@example.com"}"#,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn disablemultifactor_envelopes() {
-    let env = start(empty_seed()).await;
-    env.add(json!([{"username": "user1@lastpass.com", "password": "x"}]))
-        .await;
-    assert_eq!(
-        env.cmd(
-            "disablemultifactor",
-            json!({"username": "user1@lastpass.com"})
-        )
-        .await,
-        r#"{"status":"OK"}"#
-    );
-    assert_eq!(
-        env.cmd("disablemultifactor", json!({"username": "x@example.com"}))
-            .await,
-        r#"{"status":"FAIL","error":"No such user: x@example.com"}"#
-    );
+    let env = start_with(json!([{"username": "user1@lastpass.com", "password": "x"}])).await;
+    env.expect_single_user(
+        "disablemultifactor",
+        "x@example.com",
+        r#"{"status":"FAIL","error":"No such user: x@example.com"}"#,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn updateemail_envelopes_and_rate_limit() {
-    let env = start(empty_seed()).await;
-    env.add(json!([{"username": "user1@lastpass.com", "password": "x"}, {"username": "pending@lastpass.com"}])).await;
-    assert_eq!(
-        env.cmd(
-            "updateemail",
-            json!({"oldemail": "user1@lastpass.com", "newemail": "newemail@lastpass.com"})
-        )
-        .await,
-        r#"{"status":"OK"}"#
-    );
-    assert_eq!(
-        env.cmd(
-            "updateemail",
-            json!({"oldemail": "user1@lastpass.com", "newemail": "bad email"})
-        )
-        .await,
-        r#"{"status":"FAIL","error":"Invalid email address: bad email"}"#
-    );
-    assert_eq!(
-        env.cmd(
-            "updateemail",
-            json!({"oldemail": "ghost@lastpass.com", "newemail": "g2@lastpass.com"})
-        )
-        .await,
-        r#"{"status":"FAIL","error":"No such user: ghost@lastpass.com"}"#
-    );
-    assert_eq!(
-        env.cmd(
-            "updateemail",
-            json!({"oldemail": "pending@lastpass.com", "newemail": "p2@lastpass.com"})
-        )
-        .await,
-        r#"{"status":"FAIL","error":"User account is not activated: pending@lastpass.com"}"#
-    );
+    let env = start_with(json!([{"username": "user1@lastpass.com", "password": "x"}, {"username": "pending@lastpass.com"}])).await;
+    for (data, want) in [
+        (
+            json!({"oldemail": "user1@lastpass.com", "newemail": "newemail@lastpass.com"}),
+            r#"{"status":"OK"}"#,
+        ),
+        (
+            json!({"oldemail": "user1@lastpass.com", "newemail": "bad email"}),
+            r#"{"status":"FAIL","error":"Invalid email address: bad email"}"#,
+        ),
+        (
+            json!({"oldemail": "ghost@lastpass.com", "newemail": "g2@lastpass.com"}),
+            r#"{"status":"FAIL","error":"No such user: ghost@lastpass.com"}"#,
+        ),
+        (
+            json!({"oldemail": "pending@lastpass.com", "newemail": "p2@lastpass.com"}),
+            r#"{"status":"FAIL","error":"User account is not activated: pending@lastpass.com"}"#,
+        ),
+    ] {
+        env.expect("updateemail", data, want).await;
+    }
     // 4 requests so far from 127.0.0.1 in this (frozen) second; 6 more pass, the 11th is 429.
     for i in 0..6 {
         let body = env
@@ -670,14 +585,12 @@ async fn updateemail_envelopes_and_rate_limit() {
     );
     // A second later the window is clear again.
     env.lp.clock().advance_us(1_000_001);
-    assert_eq!(
-        env.cmd(
-            "updateemail",
-            json!({"oldemail": "user1@lastpass.com", "newemail": "newer@lastpass.com"})
-        )
-        .await,
-        r#"{"status":"OK"}"#
-    );
+    env.expect(
+        "updateemail",
+        json!({"oldemail": "user1@lastpass.com", "newemail": "newer@lastpass.com"}),
+        r#"{"status":"OK"}"#,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -780,14 +693,12 @@ async fn getdetailedsfdata_sites_paging_and_429() {
 async fn reporting_envelope_and_event_shape() {
     let env = start(empty_seed()).await;
     // Nothing yet in the window: "data":[].
-    assert_eq!(
-        env.cmd(
-            "reporting",
-            json!({"from": "2024-03-01 00:00:00", "to": "2024-03-02 00:00:00"})
-        )
-        .await,
-        r#"{"status":"OK","next":null,"data":[]}"#
-    );
+    env.expect(
+        "reporting",
+        json!({"from": "2024-03-01 00:00:00", "to": "2024-03-02 00:00:00"}),
+        r#"{"status":"OK","next":null,"data":[]}"#,
+    )
+    .await;
     env.add(json!([{"username": "j.user@example.com", "password": "x"}]))
         .await;
     env.lp.clock().advance_us(5_000_000);
@@ -849,16 +760,17 @@ async fn reporting_envelope_and_event_shape() {
         )
         .await;
     assert_eq!(v["data"]["Event1"]["Username"], "API: splunk.collector");
-    assert_eq!(
-        env.cmd("reporting", json!({"from": "yesterday"})).await,
-        r#"{"status":"FAIL","error":"Invalid from date: yesterday"}"#
-    );
+    env.expect(
+        "reporting",
+        json!({"from": "yesterday"}),
+        r#"{"status":"FAIL","error":"Invalid from date: yesterday"}"#,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn expiredmasterpwlist_answers_capital_success() {
-    let env = start(empty_seed()).await;
-    env.add(json!([
+    let env = start_with(json!([
         {"username": "user1@lastpass.com", "password": "x"},
         {"username": "user2@lastpass.com", "password": "x"},
         {"username": "user3@lastpass.com", "password": "x"},
@@ -866,10 +778,12 @@ async fn expiredmasterpwlist_answers_capital_success() {
     ]))
     .await;
     // Nothing expired yet.
-    assert_eq!(
-        env.cmd("expiredmasterpwlist", json!(null)).await,
-        r#"{"status":"Success","continuation":{"remaining_item_count":0},"items":[]}"#
-    );
+    env.expect(
+        "expiredmasterpwlist",
+        json!(null),
+        r#"{"status":"Success","continuation":{"remaining_item_count":0},"items":[]}"#,
+    )
+    .await;
     env.lp.clock().advance_us(91 * 86_400 * 1_000_000);
     let v = env.json("expiredmasterpwlist", json!({"limit": 2})).await;
     assert_eq!(keys(&v), ["status", "continuation", "items"]);
@@ -892,17 +806,17 @@ async fn expiredmasterpwlist_answers_capital_success() {
     assert_eq!(v2["items"].as_array().unwrap().len(), 1);
     assert_eq!(v2["items"][0]["user_name"], "user3@lastpass.com");
     assert!(v2["continuation"].get("token").is_none());
-    assert_eq!(
-        env.cmd("expiredmasterpwlist", json!({"continuation_token": "abc"}))
-            .await,
-        r#"{"status":"Failure","error":"Invalid continuation token: abc"}"#
-    );
+    env.expect(
+        "expiredmasterpwlist",
+        json!({"continuation_token": "abc"}),
+        r#"{"status":"Failure","error":"Invalid continuation token: abc"}"#,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn pushsitestousers_answers_string_psid() {
-    let env = start(empty_seed()).await;
-    env.add(
+    let env = start_with(
         json!([{"username": "user1@lastpass.com", "password": "x", "groups": ["Support Group"]}]),
     )
     .await;
@@ -911,32 +825,28 @@ async fn pushsitestousers_answers_string_psid() {
                "group": "Pushed", "usernametype": "email", "username": "", "password": "", "notes": "",
                "fav": "", "decryptid": "0"})
     };
-    assert_eq!(
-        env.cmd("pushsitestousers", push("all")).await,
-        r#"{"status":"OK","psid":"1"}"#
-    );
-    assert_eq!(
-        env.cmd("pushsitestousers", push("Support Group")).await,
-        r#"{"status":"OK","psid":"2"}"#
-    );
-    assert_eq!(
-        env.cmd("pushsitestousers", push("user1@lastpass.com"))
-            .await,
-        r#"{"status":"OK","psid":"3"}"#
-    );
-    assert_eq!(
-        env.cmd("pushsitestousers", push("Nobody Group")).await,
-        r#"{"status":"FAIL","error":"Invalid users: Nobody Group"}"#
-    );
+    for (users, want) in [
+        ("all", r#"{"status":"OK","psid":"1"}"#),
+        ("Support Group", r#"{"status":"OK","psid":"2"}"#),
+        ("user1@lastpass.com", r#"{"status":"OK","psid":"3"}"#),
+        (
+            "Nobody Group",
+            r#"{"status":"FAIL","error":"Invalid users: Nobody Group"}"#,
+        ),
+    ] {
+        env.expect("pushsitestousers", push(users), want).await;
+    }
 }
 
 #[tokio::test]
 async fn unknown_and_missing_commands_fail() {
     let env = start(empty_seed()).await;
-    assert_eq!(
-        env.cmd("getserdata", json!({"pagesize": 1})).await,
-        r#"{"status":"FAIL","error":"Unknown command: getserdata"}"#
-    );
+    env.expect(
+        "getserdata",
+        json!({"pagesize": 1}),
+        r#"{"status":"FAIL","error":"Unknown command: getserdata"}"#,
+    )
+    .await;
     let (status, _, body) = env.raw(json!({"cid": CID, "provhash": HASH})).await;
     assert_eq!(
         (status, body.as_str()),

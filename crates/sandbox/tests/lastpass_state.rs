@@ -4,52 +4,25 @@
 //! Requests go through `LastPass::execute` (the exact bytes the HTTP endpoint serves), plus one
 //! end-to-end check over 127.0.0.1.
 
-use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod common;
 
+use std::collections::HashSet;
+
+use common::{CMDS, PEER, T0, seed};
 use sandbox::Clock;
-use sandbox::lastpass::{AccountSpec, FlagStyle, LastPass, LastPassConfig, SeedOptions};
+use sandbox::lastpass::{FlagStyle, LastPass, SeedOptions};
 use serde_json::{Value, json};
 
-/// 2024-03-10 12:00:00 UTC.
-const T0: i64 = 1_710_072_000_000_000;
 const HOUR: i64 = 3_600_000_000;
 const CID: u64 = 12_345_678;
 const HASH: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
-const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
-
-fn seed(users: usize, groups: usize, folders: usize, events: usize, seed: u64) -> SeedOptions {
-    SeedOptions {
-        users,
-        groups,
-        folders,
-        events,
-        seed,
-    }
-}
-
-fn spec_tz(seed: SeedOptions, tz: &str) -> AccountSpec {
-    AccountSpec {
-        cid: CID,
-        provhash: HASH.into(),
-        name: "Acme Corp".into(),
-        time_zone: tz.into(),
-        seed,
-    }
-}
 
 fn emulator_tz(s: SeedOptions, tz: &str, clock: Clock) -> LastPass {
-    LastPass::new(
-        LastPassConfig {
-            accounts: vec![spec_tz(s, tz)],
-            flag_style: FlagStyle::String,
-            max_pagesize: 2000,
-            detailed_sf_unpaged_limit: None,
-            json_content_type: false,
-        },
+    common::emulator(
+        vec![common::account(CID, HASH, "Acme Corp", tz, s)],
+        None,
         clock,
     )
-    .unwrap()
 }
 
 fn emulator(s: SeedOptions) -> LastPass {
@@ -786,13 +759,13 @@ fn persistence_round_trip() {
 #[test]
 fn accounts_reset_reseed_and_isolation() {
     let lp = emulator(seed(20, 2, 2, 100, 1));
-    let other = AccountSpec {
-        cid: 777,
-        provhash: "other-hash".into(),
-        name: "Other Co".into(),
-        time_zone: "Europe/London".into(),
-        seed: seed(5, 1, 1, 10, 2),
-    };
+    let other = common::account(
+        777,
+        "other-hash",
+        "Other Co",
+        "Europe/London",
+        seed(5, 1, 1, 10, 2),
+    );
     let info = lp.add_account(other.clone()).unwrap();
     assert_eq!((info.cid, info.users), (777, 5));
     assert!(lp.add_account(other).is_err());
@@ -891,19 +864,9 @@ fn bad_input_never_panics() {
 #[tokio::test]
 async fn http_peer_ip_is_recorded() {
     let lp = emulator(empty());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = lp.router();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = common::serve(lp.router()).await;
     let r = reqwest::Client::new()
-        .post(format!("http://{addr}/enterpriseapi.php"))
+        .post(common::endpoint(addr))
         .json(&json!({"cid": CID, "provhash": HASH, "cmd": "batchadd", "data": [{"username": "ip@acmecorp.com"}]}))
         .send()
         .await
@@ -1069,26 +1032,6 @@ mod fuzz {
             ]
         })
     }
-
-    const CMDS: &[&str] = &[
-        "getuserdata",
-        "batchadd",
-        "updateuser",
-        "deluser",
-        "disableuser",
-        "enableuser",
-        "batchchangegrp",
-        "reinviteuser",
-        "resetpassword",
-        "requiremasterpasswordchange",
-        "disablemultifactor",
-        "updateemail",
-        "getsfdata",
-        "getdetailedsfdata",
-        "reporting",
-        "expiredmasterpwlist",
-        "pushsitestousers",
-    ];
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]

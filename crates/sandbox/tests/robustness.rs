@@ -2,49 +2,32 @@
 //! of chrono's range, huge sizes, extreme clock settings. Each case once panicked or could have;
 //! the answer must be a clean JSON envelope (or a 4xx naming the field).
 
-use std::net::{IpAddr, Ipv4Addr};
+mod common;
 
+use common::{CMDS, PEER, T0, post_json};
 use sandbox::Clock;
-use sandbox::lastpass::{AccountSpec, FlagStyle, LastPass, LastPassConfig, SeedOptions};
+use sandbox::lastpass::{LastPass, SeedOptions};
 use serde_json::{Value, json};
 
-const T0: i64 = 1_710_072_000_000_000;
 const CID: u64 = 12_345_678;
 const HASH: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
-const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
 
 fn seed(users: usize, groups: usize, folders: usize, events: usize) -> SeedOptions {
-    SeedOptions {
-        users,
-        groups,
-        folders,
-        events,
-        seed: 7,
-    }
-}
-
-fn spec(s: SeedOptions) -> AccountSpec {
-    AccountSpec {
-        cid: CID,
-        provhash: HASH.into(),
-        name: "Acme Corp".into(),
-        time_zone: "US/Eastern".into(),
-        seed: s,
-    }
+    common::seed(users, groups, folders, events, 7)
 }
 
 fn emulator_at(clock: Clock) -> LastPass {
-    LastPass::new(
-        LastPassConfig {
-            accounts: vec![spec(seed(12, 2, 3, 50))],
-            flag_style: FlagStyle::String,
-            max_pagesize: 2000,
-            detailed_sf_unpaged_limit: None,
-            json_content_type: false,
-        },
+    common::emulator(
+        vec![common::account(
+            CID,
+            HASH,
+            "Acme Corp",
+            "US/Eastern",
+            seed(12, 2, 3, 50),
+        )],
+        None,
         clock,
     )
-    .unwrap()
 }
 
 fn call(lp: &LastPass, cmd: &str, data: Value) -> Value {
@@ -202,11 +185,6 @@ fn inconsistent_state_file_is_refused() {
     assert!(e.contains("events"), "{e}");
 }
 
-async fn post(http: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
-    let r = http.post(url).json(&body).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 /// Control-API inputs that used to overflow or allocate without bound answer 400.
 #[tokio::test]
 async fn control_api_refuses_out_of_range_values() {
@@ -216,35 +194,35 @@ async fn control_api_refuses_out_of_range_values() {
     let http = reqwest::Client::new();
     let c = sb.control_url();
     for us in [i64::MIN, i64::MAX] {
-        let (s, v) = post(&http, format!("{c}/clock"), json!({"set": us})).await;
+        let (s, v) = post_json(&http, &format!("{c}/clock"), &json!({"set": us})).await;
         assert_eq!(s, 400, "{v}");
         assert_eq!(v["field"], "set");
         assert_eq!(v["value"], us.to_string());
     }
-    let (s, v) = post(
+    let (s, v) = post_json(
         &http,
-        format!("{c}/accounts"),
-        json!({"cid": 1, "seed": {"users": 1_000_000_000_000u64}}),
+        &format!("{c}/accounts"),
+        &json!({"cid": 1, "seed": {"users": 1_000_000_000_000u64}}),
     )
     .await;
     assert_eq!(s, 400, "{v}");
     assert_eq!(v["field"], "users");
     assert_eq!(v["value"], "1000000000000");
     let cid = sb.primary_account().cid;
-    let (s, v) = post(
+    let (s, v) = post_json(
         &http,
-        format!("{c}/accounts/{cid}/seed"),
-        json!({"events": u64::MAX}),
+        &format!("{c}/accounts/{cid}/seed"),
+        &json!({"events": u64::MAX}),
     )
     .await;
     assert_eq!(s, 400, "{v}");
     assert_eq!(v["field"], "events");
     // The clock saturates at year 9999 instead of overflowing.
     for _ in 0..3 {
-        let (s, _) = post(
+        let (s, _) = post_json(
             &http,
-            format!("{c}/clock/advance"),
-            json!({"seconds": 1e11}),
+            &format!("{c}/clock/advance"),
+            &json!({"seconds": 1e11}),
         )
         .await;
         assert_eq!(s, 200);
@@ -427,26 +405,6 @@ mod random_bodies {
                 .collect(),
         )
     }
-
-    const CMDS: &[&str] = &[
-        "getuserdata",
-        "batchadd",
-        "updateuser",
-        "deluser",
-        "disableuser",
-        "enableuser",
-        "batchchangegrp",
-        "reinviteuser",
-        "resetpassword",
-        "requiremasterpasswordchange",
-        "disablemultifactor",
-        "updateemail",
-        "getsfdata",
-        "getdetailedsfdata",
-        "reporting",
-        "expiredmasterpwlist",
-        "pushsitestousers",
-    ];
 
     /// Every command, random `data` and top-level fields: always a JSON answer, 200 or 429.
     #[test]

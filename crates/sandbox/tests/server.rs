@@ -1,5 +1,7 @@
 //! Spawning, the first-line JSON, state files and the background activity generator.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use sandbox::activity::ActivityConfig;
@@ -9,12 +11,8 @@ use serde_json::{Value, json};
 
 async fn api(sb: &SandboxHandle, cmd: &str, data: Value) -> Value {
     let a = sb.primary_account();
-    let resp = reqwest::Client::new()
-        .post(sb.lastpass_endpoint())
-        .json(&json!({"cid": a.cid, "provhash": a.provhash, "cmd": cmd, "data": data}))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        common::api_request(&reqwest::Client::new(), sb, a.cid, &a.provhash, cmd, data).await;
     assert_eq!(resp.status().as_u16(), 200);
     let body = resp.bytes().await.unwrap();
     serde_json::from_slice(&body)

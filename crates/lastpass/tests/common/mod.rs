@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lastpass::{Cid, Client, ClientConfig, Credentials, RetryPolicy, Secret};
+use lastpass::{
+    Cid, Client, ClientConfig, Credentials, PushSite, PushTarget, RetryPolicy, Secret, UsernameType,
+};
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -90,6 +92,10 @@ impl Stub {
     }
     pub fn count(&self, cmd: &str) -> usize {
         self.cmds().iter().filter(|c| *c == cmd).count()
+    }
+    /// The `data` of the `i`-th request.
+    pub fn data(&self, i: usize) -> Value {
+        self.requests.lock()[i]["data"].clone()
     }
 }
 
@@ -230,4 +236,21 @@ pub fn user_json(name: &str) -> Value {
         "formfills": null, "applications": null, "attachments": null,
         "password_reset_required": true
     })
+}
+
+/// A site for every user: https://example.com labelled "Example", nothing optional set.
+pub fn example_site(username_type: UsernameType) -> PushSite {
+    PushSite {
+        target: PushTarget::All,
+        url: "https://example.com".into(),
+        name: "Example".into(),
+        folder: None,
+        username_type,
+        username: None,
+        password: None,
+        notes: None,
+        favorite: false,
+        persistent: false,
+        shared_folder_id: None,
+    }
 }
