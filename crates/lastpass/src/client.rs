@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use lp_types::{Cid, Email, InvalidValue, Secret, UserId};
+use lp_types::{Cid, Email, GroupName, InvalidValue, Secret, UserId};
 use parking_lot::Mutex;
 use rand::Rng;
 use serde_json::{Value, json};
@@ -83,23 +83,18 @@ impl Credentials {
                 "LPBRIDGE_CID is not set (LPBRIDGE_PROVHASH is): set both or neither".into(),
             )),
             (Some(cid), Some(hash)) => {
-                let cid = cid
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        Error::Config(format!(
-                            "LPBRIDGE_CID must be a positive number (the LastPass account \
-                             number), got {:?}",
-                            lp_types::shown(&cid)
-                        ))
-                    })?;
+                let cid = cid.parse::<Cid>().map_err(|_| {
+                    Error::Config(format!(
+                        "LPBRIDGE_CID must be a positive number (the LastPass account \
+                         number), got {:?}",
+                        lp_types::shown(&cid)
+                    ))
+                })?;
                 if hash.trim().is_empty() {
                     return Err(Error::Config("LPBRIDGE_PROVHASH is blank".into()));
                 }
                 Ok(Some(Credentials {
-                    cid: Cid(cid),
+                    cid,
                     provhash: Secret::new(hash.trim()),
                 }))
             }
@@ -382,16 +377,21 @@ fn describe(e: &reqwest::Error) -> String {
     msg
 }
 
-fn check_user_pagesize(pagesize: u32) -> Result<(), Error> {
-    if pagesize == 0 || pagesize > crate::MAX_USER_PAGE_SIZE {
+/// Refuses `value` outside `1..=max`, naming `field`.
+fn check_between_1_and(field: &'static str, value: u32, max: u32) -> Result<(), Error> {
+    if value == 0 || value > max {
         return Err(InvalidValue::new(
-            "pagesize",
-            pagesize.to_string(),
-            format!("must be between 1 and {}", crate::MAX_USER_PAGE_SIZE),
+            field,
+            value.to_string(),
+            format!("must be between 1 and {max}"),
         )
         .into());
     }
     Ok(())
+}
+
+fn check_user_pagesize(pagesize: u32) -> Result<(), Error> {
+    check_between_1_and("pagesize", pagesize, crate::MAX_USER_PAGE_SIZE)
 }
 
 fn fmt_dt(dt: &chrono::NaiveDateTime) -> String {
@@ -508,6 +508,11 @@ fn collect_passwords<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
     }
 }
 
+/// Group names as a JSON array of strings.
+fn group_names(groups: &[GroupName]) -> Value {
+    groups.iter().map(|g| Value::from(g.as_str())).collect()
+}
+
 fn new_user_data(u: &NewUser) -> Value {
     let mut m = serde_json::Map::new();
     m.insert("username".into(), u.username.as_str().into());
@@ -515,10 +520,7 @@ fn new_user_data(u: &NewUser) -> Value {
         m.insert("fullname".into(), f.as_str().into());
     }
     if !u.groups.is_empty() {
-        m.insert(
-            "groups".into(),
-            u.groups.iter().map(|g| Value::from(g.as_str())).collect(),
-        );
+        m.insert("groups".into(), group_names(&u.groups));
     }
     if !u.attribs.is_empty() {
         m.insert(
@@ -968,12 +970,11 @@ impl Client {
             prev_first: None,
         };
         stream::try_unfold(start, move |mut st| {
-            let query = query.clone();
+            let data = query.to_data(Some((pagesize, st.index)));
             async move {
                 if st.done {
                     return Ok(None);
                 }
-                let data = query.to_data(Some((pagesize, st.index)));
                 let (page, total_reported) = self
                     .call("getuserdata", Some(&data), decode::user_page_with_total)
                     .await?;
@@ -1179,17 +1180,10 @@ impl Client {
             .map(|c| {
                 let mut m = serde_json::Map::new();
                 m.insert("username".into(), c.username.as_str().into());
-                if !c.add.is_empty() {
-                    m.insert(
-                        "add".into(),
-                        c.add.iter().map(|g| Value::from(g.as_str())).collect(),
-                    );
-                }
-                if !c.del.is_empty() {
-                    m.insert(
-                        "del".into(),
-                        c.del.iter().map(|g| Value::from(g.as_str())).collect(),
-                    );
+                for (key, groups) in [("add", &c.add), ("del", &c.del)] {
+                    if !groups.is_empty() {
+                        m.insert(key.into(), group_names(groups));
+                    }
                 }
                 Value::Object(m)
             })
@@ -1339,12 +1333,15 @@ impl Client {
                 done: false,
             },
             move |mut st| {
-                let query = query.clone();
+                // Validated once above, not again per page.
+                let data = query.to_data(st.next);
                 async move {
                     if st.done {
                         return Ok(None);
                     }
-                    let page = self.events_page(&query, st.next).await?;
+                    let page = self
+                        .call("reporting", Some(&data), decode::events_ctx)
+                        .await?;
                     match (page.next, st.next) {
                         (None, _) => st.done = true,
                         (Some(n), Some(prev)) if n >= prev => {
@@ -1371,14 +1368,7 @@ impl Client {
         limit: u32,
         token: Option<&str>,
     ) -> Result<ExpiredPage, Error> {
-        if limit == 0 || limit > crate::MAX_EXPIRED_LIMIT {
-            return Err(InvalidValue::new(
-                "limit",
-                limit.to_string(),
-                format!("must be between 1 and {}", crate::MAX_EXPIRED_LIMIT),
-            )
-            .into());
-        }
+        check_between_1_and("limit", limit, crate::MAX_EXPIRED_LIMIT)?;
         let mut data = json!({ "limit": limit });
         if let Some(t) = token {
             data["continuation_token"] = t.into();

@@ -12,12 +12,10 @@ use chrono::NaiveDateTime;
 use lp_types::{FolderId, UserId};
 use serde::Deserialize;
 
-use crate::envelope::{Ctx, Envelope, Scope, decode_error, json_error, sniff};
+use crate::envelope::{Ctx, Envelope, Scope, Status, decode_error, json_error, sniff};
 use crate::error::Error;
 use crate::lenient::{self, GroupMap, OrderedMap};
 use crate::model::*;
-
-pub use crate::envelope::{EXCERPT_CHARS, unknown_user_in};
 
 // ---------------------------------------------------------------------------------------------
 // Wire structs
@@ -37,13 +35,23 @@ struct WireEnv {
 
 impl WireEnv {
     fn into_envelope(self) -> Envelope {
-        let mut errors = self.error;
-        errors.extend(self.errors);
-        Envelope {
-            status: self.status,
-            errors,
-            message: self.message,
-        }
+        envelope(self.status, self.error, self.errors, self.message)
+    }
+}
+
+/// An [`Envelope`] from the [`WireEnv`] fields (also repeated in the `getuserdata` wire structs,
+/// where flattening would buffer the whole answer): `error` and `errors` merged, in that order.
+fn envelope(
+    status: Option<String>,
+    mut error: Vec<String>,
+    errors: Vec<String>,
+    message: Option<String>,
+) -> Envelope {
+    error.extend(errors);
+    Envelope {
+        status,
+        errors: error,
+        message,
     }
 }
 
@@ -284,30 +292,22 @@ pub(crate) fn user_page_ctx(ctx: &Ctx<'_>, body: &[u8]) -> Result<UserPage, Erro
 /// pager must walk to an empty page instead).
 pub(crate) fn user_page_with_total(ctx: &Ctx<'_>, body: &[u8]) -> Result<(UserPage, bool), Error> {
     let w: WireUserPage = parse(ctx, body)?;
-    let env = Envelope {
-        status: w.status,
-        errors: w.error.into_iter().chain(w.errors).collect(),
-        message: w.message,
-    };
-    env.check(ctx, Scope::Single(None))?;
+    envelope(w.status, w.error, w.errors, w.message).check(ctx, Scope::Single(None))?;
 
     let invited: HashSet<String> = w.invited.iter().map(|s| s.to_lowercase()).collect();
     let wire_users = w.users.0;
     let mut users = Vec::with_capacity(wire_users.len());
-    let mut missing_groups = false;
-    let mut own_groups: Vec<bool> = Vec::with_capacity(wire_users.len());
+    // Indices of the users without a `groups` key (they may take theirs from `Groups`).
+    let mut without_groups: Vec<usize> = Vec::new();
     for (key, u) in wire_users {
-        let id = if key.is_empty() {
-            u.id.clone()
-        } else {
-            Some(key)
-        };
+        let id = if key.is_empty() { u.id } else { Some(key) };
         let id = id
             .and_then(|k| UserId::new(k).ok())
             .ok_or_else(|| decode_error(ctx, body, "a user has no id"))?;
         let is_invited = !invited.is_empty() && invited.contains(&u.username.to_lowercase());
-        own_groups.push(u.groups.is_some());
-        missing_groups |= u.groups.is_none();
+        if u.groups.is_none() {
+            without_groups.push(users.len());
+        }
         users.push(User {
             id,
             never_logged_in: u.neverloggedin.unwrap_or(u.last_login.is_none()),
@@ -339,7 +339,7 @@ pub(crate) fn user_page_with_total(ctx: &Ctx<'_>, body: &[u8]) -> Result<(UserPa
     let groups: BTreeMap<String, Vec<String>> = match w.groups {
         Some(GroupMap(g)) => {
             let groups: BTreeMap<String, Vec<String>> = g.into_iter().collect();
-            if missing_groups {
+            if !without_groups.is_empty() {
                 // Users without a `groups` key take their memberships from `Groups`.
                 let mut by_member: HashMap<String, Vec<String>> = HashMap::new();
                 for (name, members) in &groups {
@@ -350,8 +350,9 @@ pub(crate) fn user_page_with_total(ctx: &Ctx<'_>, body: &[u8]) -> Result<(UserPa
                             .push(name.clone());
                     }
                 }
-                for (u, own) in users.iter_mut().zip(&own_groups) {
-                    if !own && let Some(g) = by_member.get(&u.username.to_lowercase()) {
+                for i in without_groups {
+                    let u = &mut users[i];
+                    if let Some(g) = by_member.get(&u.username.to_lowercase()) {
                         u.groups = g.clone();
                     }
                 }
@@ -409,18 +410,8 @@ pub(crate) fn groups_ctx(
     body: &[u8],
 ) -> Result<Option<BTreeMap<String, Vec<String>>>, Error> {
     let w: WireGroupsOnly = parse(ctx, body)?;
-    let env = Envelope {
-        status: w.status,
-        errors: w.error.into_iter().chain(w.errors).collect(),
-        message: w.message,
-    };
-    env.check(ctx, Scope::Single(None))?;
+    envelope(w.status, w.error, w.errors, w.message).check(ctx, Scope::Single(None))?;
     Ok(w.groups.map(|GroupMap(g)| g.into_iter().collect()))
-}
-
-/// The `Groups` map of a `getuserdata` answer, if it has one.
-pub fn groups(body: &[u8]) -> Result<Option<BTreeMap<String, Vec<String>>>, Error> {
-    groups_ctx(&Ctx::new("getuserdata"), body)
 }
 
 /// A `getuserdata` answer (a page or the whole directory).
@@ -489,11 +480,10 @@ pub(crate) fn toggle_ctx(ctx: &Ctx<'_>, body: &[u8]) -> Result<ToggleOutcome, Er
     let mut changed = w.disabled_users;
     changed.extend(w.enabled_users);
     let env = w.env.into_envelope();
-    let status = crate::envelope::Status::parse(env.status.as_deref());
     let troubled = !env.errors.is_empty()
         || matches!(
-            status,
-            crate::envelope::Status::Fail | crate::envelope::Status::Warn
+            Status::parse(env.status.as_deref()),
+            Status::Fail | Status::Warn
         );
     if troubled {
         if changed.is_empty() && w.unchanged_users.is_empty() {

@@ -45,7 +45,7 @@ impl<'a> Ctx<'a> {
 pub(crate) const MALFORMED: &str = "malformed body";
 
 /// The maximum excerpt length in characters.
-pub const EXCERPT_CHARS: usize = 120;
+pub(crate) const EXCERPT_CHARS: usize = 120;
 
 /// A short, secret-free excerpt of a body for [`Error::Decode`].
 pub(crate) fn excerpt(ctx: &Ctx<'_>, body: &[u8]) -> String {
@@ -157,7 +157,7 @@ impl Status {
 }
 
 /// The envelope keys of any answer.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct Envelope {
     pub status: Option<String>,
     /// `error` and `errors` merged, in that order.
@@ -174,7 +174,7 @@ pub(crate) enum Scope<'a> {
 }
 
 /// Extracts the user from `No such user: x`, `user not found: x`, `x does not exist`.
-pub fn unknown_user_in(message: &str) -> Option<String> {
+pub(crate) fn unknown_user_in(message: &str) -> Option<String> {
     let m = message.trim();
     let lower = m.to_ascii_lowercase();
     let clean = |s: &str| {
@@ -241,22 +241,22 @@ impl Envelope {
                 }
                 Ok(())
             }
-            Status::Absent => Err(match scope {
-                Scope::Single(t) => unknown(t).unwrap_or_else(|| failed("")),
-                Scope::Bulk if errors.len() == 1 => unknown(None).unwrap_or_else(|| failed("")),
-                Scope::Bulk => failed(""),
-            }),
             Status::Ok | Status::Warn => Err(match scope {
                 Scope::Single(t) if errors.len() == 1 => {
-                    unknown(t).unwrap_or_else(|| partial(errors.clone()))
+                    unknown(t).unwrap_or_else(|| partial(errors))
                 }
                 _ => partial(errors),
             }),
-            Status::Fail => Err(match scope {
-                Scope::Single(t) => unknown(t).unwrap_or_else(|| failed("FAIL")),
-                Scope::Bulk if errors.len() == 1 => unknown(None).unwrap_or_else(|| failed("FAIL")),
-                Scope::Bulk => failed("FAIL"),
-            }),
+            status @ (Status::Absent | Status::Fail) => {
+                let label = if status == Status::Fail { "FAIL" } else { "" };
+                Err(match scope {
+                    Scope::Single(t) => unknown(t).unwrap_or_else(|| failed(label)),
+                    Scope::Bulk if errors.len() == 1 => {
+                        unknown(None).unwrap_or_else(|| failed(label))
+                    }
+                    Scope::Bulk => failed(label),
+                })
+            }
             Status::Other(s) => Err(failed(&s)),
         }
     }

@@ -15,15 +15,21 @@ use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Seq
 // Flags: `"0"`/`0`/`false`/`"1"`/`1`/`true` (plus `""`/`null` → false, `"yes"`/`"no"`, `"on"`).
 // ---------------------------------------------------------------------------------------------
 
-pub(crate) fn parse_flag_str(s: &str) -> Option<bool> {
+fn parse_flag_str(s: &str) -> Option<bool> {
+    const TRUE: [&str; 6] = ["1", "true", "yes", "y", "on", "t"];
+    const FALSE: [&str; 6] = ["0", "false", "no", "n", "off", "f"];
     let t = s.trim();
     if t.is_empty() {
         return Some(false);
     }
-    match t.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "y" | "on" | "t" => Some(true),
-        "0" | "false" | "no" | "n" | "off" | "f" => Some(false),
-        other => other.parse::<f64>().ok().map(|v| v != 0.0),
+    // Compared in place: no lower-cased copy per flag on the hot `getuserdata` path.
+    if TRUE.iter().any(|w| t.eq_ignore_ascii_case(w)) {
+        Some(true)
+    } else if FALSE.iter().any(|w| t.eq_ignore_ascii_case(w)) {
+        Some(false)
+    } else {
+        // `f64::from_str` is case-insensitive for `inf`/`nan` and the exponent.
+        t.parse::<f64>().ok().map(|v| v != 0.0)
     }
 }
 
@@ -76,7 +82,7 @@ pub(crate) fn opt_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, 
 // Counters: number, numeric string, `null`, `""` → Option<u64>.
 // ---------------------------------------------------------------------------------------------
 
-pub(crate) fn parse_counter_str(s: &str) -> Result<Option<u64>, ()> {
+fn parse_counter_str(s: &str) -> Result<Option<u64>, ()> {
     let t = s.trim();
     if t.is_empty() || t.eq_ignore_ascii_case("null") {
         return Ok(None);
@@ -255,7 +261,7 @@ fn parse_lastpass_datetime(s: &str) -> Option<NaiveDateTime> {
 }
 
 /// `Ok(None)` for the "never" encodings, `Err` for text that is not a date-time.
-pub(crate) fn parse_datetime(s: &str) -> Result<Option<NaiveDateTime>, ()> {
+fn parse_datetime(s: &str) -> Result<Option<NaiveDateTime>, ()> {
     let t = s.trim();
     if t.is_empty()
         || t.starts_with("0000-00-00")

@@ -87,6 +87,18 @@ impl std::fmt::Debug for KeySource {
 pub struct ProfileStore {
     dir: PathBuf,
     key: KeySource,
+    /// The key once read or generated: a command reads the key file at most once.
+    cached_key: KeyCache,
+}
+
+/// A key held after its first use; `Debug` never prints it.
+#[derive(Clone, Default)]
+struct KeyCache(std::sync::OnceLock<Key>);
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyCache(***)")
+    }
 }
 
 impl ProfileStore {
@@ -104,13 +116,14 @@ impl ProfileStore {
             Some(k) => KeySource::Env(k),
             None => KeySource::File(dir.join(KEY_FILE)),
         };
-        Ok(Self { dir, key })
+        Ok(Self::new(dir, key))
     }
 
     pub fn new(dir: impl Into<PathBuf>, key: KeySource) -> Self {
         Self {
             dir: dir.into(),
             key,
+            cached_key: KeyCache::default(),
         }
     }
 
@@ -147,10 +160,7 @@ impl ProfileStore {
         let _lock = self.lock()?;
         let mut plain = self.load()?;
         if !overwrite && plain.connections.contains_key(profile.name.as_str()) {
-            return Err(Error::usage(format!(
-                "connection {:?} already exists (pass --overwrite to replace it)",
-                profile.name.as_str()
-            )));
+            return Err(already_exists(&profile.name));
         }
         plain.connections.insert(
             profile.name.as_str().to_owned(),
@@ -288,8 +298,16 @@ impl ProfileStore {
         write_private(&self.path(), &body)
     }
 
-    /// The 32-byte key; with `create`, a missing key file is generated.
+    /// The 32-byte key; with `create`, a missing key file is generated. Read once, then cached.
     fn key(&self, create: bool) -> Result<Key> {
+        if let Some(k) = self.cached_key.0.get() {
+            return Ok(*k);
+        }
+        let key = self.read_key(create)?;
+        Ok(*self.cached_key.0.get_or_init(|| key))
+    }
+
+    fn read_key(&self, create: bool) -> Result<Key> {
         match &self.key {
             KeySource::Env(s) => parse_key(s).ok_or_else(|| {
                 Error::config(
@@ -338,6 +356,14 @@ impl ProfileStore {
     }
 }
 
+/// The refusal to replace a stored profile without `--overwrite`.
+pub(crate) fn already_exists(name: &ConnectionId) -> Error {
+    Error::usage(format!(
+        "connection {:?} already exists (pass --overwrite to replace it)",
+        name.as_str()
+    ))
+}
+
 /// Warns when a key file can be read by other users (it is created 0600).
 fn warn_if_exposed(path: &Path) {
     #[cfg(unix)]
@@ -370,27 +396,30 @@ pub fn resolve_credentials(
     connection: Option<&ConnectionId>,
     endpoint: Option<&url::Url>,
 ) -> Result<(Credentials, url::Url, String)> {
-    let from_profile = |name: &ConnectionId| -> Result<(Credentials, url::Url, String)> {
-        let store = ProfileStore::from_env()?;
-        let p = store.get(name)?.ok_or_else(|| {
-            Error::config(format!(
-                "no connection named {:?} (see `lpbridge connection list`)",
-                name.as_str()
-            ))
-        })?;
+    let from_profile = |p: Profile| -> Result<(Credentials, url::Url, String)> {
         let endpoint = match endpoint {
             Some(e) => e.clone(),
             None => parse_endpoint(&p.endpoint)
-                .map_err(|e| Error::config(format!("connection {:?}: {e}", name.as_str())))?,
+                .map_err(|e| Error::config(format!("connection {:?}: {e}", p.name.as_str())))?,
         };
         let creds = Credentials {
             cid: p.cid,
             provhash: p.provhash,
         };
-        Ok((creds, endpoint, name.as_str().to_owned()))
+        Ok((creds, endpoint, p.name.into_inner()))
+    };
+    // A named profile: one read of the store.
+    let named = |name: &ConnectionId| -> Result<(Credentials, url::Url, String)> {
+        let p = ProfileStore::from_env()?.get(name)?.ok_or_else(|| {
+            Error::config(format!(
+                "no connection named {:?} (see `lpbridge connection list`)",
+                name.as_str()
+            ))
+        })?;
+        from_profile(p)
     };
     if let Some(name) = connection {
-        return from_profile(name);
+        return named(name);
     }
     if let Some(creds) = Credentials::from_env()? {
         let endpoint = match endpoint {
@@ -400,20 +429,16 @@ pub fn resolve_credentials(
         return Ok((creds, endpoint, "(environment)".to_owned()));
     }
     if let Some(name) = env_var("LPBRIDGE_CONNECTION")? {
-        return from_profile(&ConnectionId::new(name)?);
+        return named(&ConnectionId::new(name)?);
     }
-    let profiles = ProfileStore::from_env()?.list()?;
-    let chosen =
-        profiles
-            .iter()
-            .find(|p| p.name.as_str() == "default")
-            .or(if profiles.len() == 1 {
-                profiles.first()
-            } else {
-                None
-            });
+    let mut profiles = ProfileStore::from_env()?.list()?;
+    // The profile named `default`, else the only one: taken from this one read of the store.
+    let chosen = profiles
+        .iter()
+        .position(|p| p.name.as_str() == "default")
+        .or(if profiles.len() == 1 { Some(0) } else { None });
     match chosen {
-        Some(p) => from_profile(&p.name),
+        Some(i) => from_profile(profiles.swap_remove(i)),
         None if profiles.is_empty() => Err(Error::config(
             "no LastPass credentials: set LPBRIDGE_CID and LPBRIDGE_PROVHASH, or add a \
              profile with `lpbridge connection add NAME --cid N`",

@@ -252,15 +252,16 @@ fn main() {
         )
         .await;
 
-        let ph = provhash.clone();
+        // Every event, newest 10,000 first.
+        let all_events = json!({"from": "2000-01-01 00:00:00", "to": "2100-01-01 00:00:00", "user": "allusers"});
+        let (ph, everything) = (provhash.clone(), all_events.clone());
         let reporting_phase = load(
             "reporting, 10,000 events/page",
             &endpoint,
             clients,
             secs,
             Arc::new(move |_| {
-                json!({"cid": cid, "provhash": ph, "cmd": "reporting",
-                       "data": {"from": "2000-01-01 00:00:00", "to": "2100-01-01 00:00:00", "user": "allusers"}})
+                json!({"cid": cid, "provhash": ph, "cmd": "reporting", "data": everything})
             }),
             Arc::new(|v| count_object(v, "data")),
         )
@@ -279,8 +280,7 @@ fn main() {
             "reporting, in-process, 1 at a time",
             sb.lastpass.router(),
             secs / 2.0,
-            json!({"cid": cid, "provhash": ph, "cmd": "reporting",
-                   "data": {"from": "2000-01-01 00:00:00", "to": "2100-01-01 00:00:00", "user": "allusers"}}),
+            json!({"cid": cid, "provhash": ph, "cmd": "reporting", "data": all_events}),
         )
         .await;
         let (rss2, hwm2) = memory_mib();

@@ -76,10 +76,10 @@ pub fn generate_all(
     base_seed: u64,
 ) -> usize {
     let mut total = 0;
-    for account in lastpass.accounts() {
-        match generate(lastpass, account.cid, from_us, to_us, per_hour, base_seed) {
+    for cid in lastpass.cids() {
+        match generate(lastpass, cid, from_us, to_us, per_hour, base_seed) {
             Ok(n) => total += n,
-            Err(e) => tracing::warn!(cid = account.cid, error = %e, "activity generation failed"),
+            Err(e) => tracing::warn!(cid, error = %e, "activity generation failed"),
         }
     }
     total

@@ -136,13 +136,8 @@ impl SandboxArgs {
     /// Turns the arguments into a [`SandboxConfig`], refusing bad values with a message that
     /// names the option and the value.
     pub fn to_config(&self) -> Result<SandboxConfig, SandboxError> {
-        let bad = |field: &'static str, value: String, reason: &str| SandboxError::Invalid {
-            field,
-            value,
-            reason: reason.to_string(),
-        };
         if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(bad(
+            return Err(SandboxError::invalid(
                 "--time-zone",
                 self.time_zone.clone(),
                 "not an IANA time zone name",
@@ -151,21 +146,25 @@ impl SandboxArgs {
         if let Some(r) = self.rate_limit
             && (!r.is_finite() || r <= 0.0)
         {
-            return Err(bad(
+            return Err(SandboxError::invalid(
                 "--rate-limit",
                 r.to_string(),
                 "must be a positive number",
             ));
         }
         if !self.activity_per_hour.is_finite() || self.activity_per_hour < 0.0 {
-            return Err(bad(
+            return Err(SandboxError::invalid(
                 "--activity-per-hour",
                 self.activity_per_hour.to_string(),
                 "must be zero or a positive number",
             ));
         }
         if self.max_pagesize == 0 {
-            return Err(bad("--max-pagesize", "0".into(), "must be at least 1"));
+            return Err(SandboxError::invalid(
+                "--max-pagesize",
+                "0",
+                "must be at least 1",
+            ));
         }
         let seed = SeedOptions {
             users: self.users,
@@ -247,11 +246,7 @@ pub fn print_services(handle: &SandboxHandle) -> Result<(), SandboxError> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|_| out.flush())
-        .map_err(|e| SandboxError::Invalid {
-            field: "stdout",
-            value: String::new(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| SandboxError::invalid("stdout", "", e.to_string()))
 }
 
 /// [`run`] with the announcement and the stop signal supplied by the caller (for tests and

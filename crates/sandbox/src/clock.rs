@@ -43,20 +43,21 @@ fn real_now_us() -> i64 {
 }
 
 impl Clock {
-    /// Follows real time.
-    pub fn system() -> Self {
+    fn with_mode(mode: Mode) -> Self {
         Self {
-            mode: Arc::new(Mutex::new(Mode::Running { offset_us: 0 })),
+            mode: Arc::new(Mutex::new(mode)),
             moved: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
+    /// Follows real time.
+    pub fn system() -> Self {
+        Self::with_mode(Mode::Running { offset_us: 0 })
+    }
+
     /// Frozen at `at_us` microseconds since the Unix epoch until advanced.
     pub fn frozen(at_us: i64) -> Self {
-        Self {
-            mode: Arc::new(Mutex::new(Mode::Frozen { at_us })),
-            moved: Arc::new(tokio::sync::Notify::new()),
-        }
+        Self::with_mode(Mode::Frozen { at_us })
     }
 
     /// Microseconds since the Unix epoch, in virtual time.

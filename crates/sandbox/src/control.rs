@@ -289,9 +289,18 @@ async fn get_account(
     Path(cid): Path<String>,
 ) -> Result<Json<Value>> {
     let cid = parse_cid(&cid)?;
-    s.lastpass.inspect_account(cid).map(Json).ok_or_else(|| {
-        ControlError::not_found("cid", cid.to_string(), format!("no account with cid {cid}"))
-    })
+    s.lastpass
+        .inspect_account(cid)
+        .map(Json)
+        .ok_or_else(|| SandboxError::UnknownAccount(cid).into())
+}
+
+fn no_user(cid: u64, username: &str) -> ControlError {
+    ControlError::not_found(
+        "username",
+        username,
+        format!("no user {username:?} in account {cid}"),
+    )
 }
 
 async fn get_user(
@@ -299,23 +308,13 @@ async fn get_user(
     Path((cid, username)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
     let cid = parse_cid(&cid)?;
-    if s.lastpass.inspect_account(cid).is_none() {
-        return Err(ControlError::not_found(
-            "cid",
-            cid.to_string(),
-            format!("no account with cid {cid}"),
-        ));
+    if s.lastpass.account(cid).is_none() {
+        return Err(SandboxError::UnknownAccount(cid).into());
     }
     s.lastpass
         .inspect_user(cid, &username)
         .map(Json)
-        .ok_or_else(|| {
-            ControlError::not_found(
-                "username",
-                username.clone(),
-                format!("no user {username:?} in account {cid}"),
-            )
-        })
+        .ok_or_else(|| no_user(cid, &username))
 }
 
 async fn login(
@@ -328,11 +327,7 @@ async fn login(
             json!({"cid": cid, "username": username, "logged_in": true}),
         ))
     } else {
-        Err(ControlError::not_found(
-            "username",
-            username.clone(),
-            format!("no user {username:?} in account {cid}"),
-        ))
+        Err(no_user(cid, &username))
     }
 }
 

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -97,18 +98,6 @@ pub struct FaultRule {
     pub count: Option<u64>,
 }
 
-fn invalid(
-    field: &'static str,
-    value: impl Into<String>,
-    reason: impl Into<String>,
-) -> SandboxError {
-    SandboxError::Invalid {
-        field,
-        value: value.into(),
-        reason: reason.into(),
-    }
-}
-
 impl FaultRule {
     /// A rule that always fires on every request matching `cmd` (`"*"` for any).
     pub fn new(cmd: &str, kind: FaultKind) -> Self {
@@ -139,7 +128,7 @@ impl FaultRule {
     /// Refuses out-of-range values, naming the field.
     pub fn validate(&self) -> Result<(), SandboxError> {
         if !(0.0..=1.0).contains(&self.probability) || self.probability.is_nan() {
-            return Err(invalid(
+            return Err(SandboxError::invalid(
                 "probability",
                 self.probability.to_string(),
                 "must be between 0 and 1",
@@ -147,7 +136,7 @@ impl FaultRule {
         }
         match self.kind {
             FaultKind::Status { status } if !(400..=599).contains(&status) => {
-                return Err(invalid(
+                return Err(SandboxError::invalid(
                     "status",
                     status.to_string(),
                     "must be an HTTP error status (400-599)",
@@ -157,14 +146,14 @@ impl FaultRule {
                 min_ms,
                 max_ms: Some(max),
             } if max < min_ms => {
-                return Err(invalid(
+                return Err(SandboxError::invalid(
                     "max_ms",
                     max.to_string(),
                     format!("must not be below min_ms ({min_ms})"),
                 ));
             }
             FaultKind::Latency { min_ms, max_ms } if min_ms.max(max_ms.unwrap_or(0)) > 600_000 => {
-                return Err(invalid(
+                return Err(SandboxError::invalid(
                     "max_ms",
                     min_ms.max(max_ms.unwrap_or(0)).to_string(),
                     "latency is capped at 600000 ms",
@@ -175,7 +164,7 @@ impl FaultRule {
         if let Some(cmd) = &self.cmd
             && (cmd.is_empty() || cmd.contains(char::is_whitespace))
         {
-            return Err(invalid(
+            return Err(SandboxError::invalid(
                 "cmd",
                 cmd.clone(),
                 "must be a command name or \"*\"",
@@ -214,7 +203,9 @@ fn parse_ms(s: &str, default_unit_ms: u64) -> Option<u64> {
 }
 
 fn parse_kind(s: &str, whole: &str) -> Result<FaultKind, SandboxError> {
-    let bad = |reason: &str| invalid("fault", whole.to_string(), format!("{reason} (kind {s:?})"));
+    let bad = |reason: &str| {
+        SandboxError::invalid("fault", whole.to_string(), format!("{reason} (kind {s:?})"))
+    };
     match s {
         "drop" => return Ok(FaultKind::Drop),
         "truncate" | "truncated" => return Ok(FaultKind::Truncate),
@@ -258,7 +249,7 @@ impl FromStr for FaultRule {
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = spec.split(':').collect();
         if parts.len() < 2 || parts.len() > 4 {
-            return Err(invalid(
+            return Err(SandboxError::invalid(
                 "fault",
                 spec,
                 "expected CMD[@CID]:KIND[:PROBABILITY[:COUNT]], e.g. getuserdata:429:0.1",
@@ -266,39 +257,42 @@ impl FromStr for FaultRule {
         }
         let (cmd, cid) = match parts[0].split_once('@') {
             Some((cmd, cid)) => {
-                let cid = cid
-                    .parse::<u64>()
-                    .map_err(|_| invalid("fault", spec, format!("cid {cid:?} is not a number")))?;
+                let cid = cid.parse::<u64>().map_err(|_| {
+                    SandboxError::invalid("fault", spec, format!("cid {cid:?} is not a number"))
+                })?;
                 (cmd, Some(cid))
             }
             None => (parts[0], None),
         };
         if cmd.is_empty() {
-            return Err(invalid("fault", spec, "empty command (use * for any)"));
+            return Err(SandboxError::invalid(
+                "fault",
+                spec,
+                "empty command (use * for any)",
+            ));
         }
         let kind = parse_kind(parts[1], spec)?;
         let probability = match parts.get(2) {
             Some(p) => p.parse::<f64>().map_err(|_| {
-                invalid("fault", spec, format!("probability {p:?} is not a number"))
+                SandboxError::invalid("fault", spec, format!("probability {p:?} is not a number"))
             })?,
             None => 1.0,
         };
         let count = match parts.get(3) {
             Some(c) => Some(c.parse::<u64>().map_err(|_| {
-                invalid("fault", spec, format!("count {c:?} is not a whole number"))
+                SandboxError::invalid("fault", spec, format!("count {c:?} is not a whole number"))
             })?),
             None => None,
         };
         let rule = FaultRule {
-            cmd: (cmd != "*").then(|| cmd.to_string()),
             cid,
-            kind,
             probability,
             count,
+            ..FaultRule::new(cmd, kind)
         };
         rule.validate().map_err(|e| match e {
             SandboxError::Invalid { reason, field, .. } => {
-                invalid("fault", spec, format!("{field}: {reason}"))
+                SandboxError::invalid("fault", spec, format!("{field}: {reason}"))
             }
             other => other,
         })?;
@@ -411,7 +405,7 @@ struct Bucket {
 
 struct Inner {
     rules: Mutex<Vec<ActiveRule>>,
-    next_id: Mutex<u64>,
+    next_id: AtomicU64,
     rng: Mutex<ChaCha8Rng>,
     seed: Mutex<u64>,
     stats: Mutex<Stats>,
@@ -456,7 +450,7 @@ impl Faults {
         let faults = Self {
             inner: Arc::new(Inner {
                 rules: Mutex::new(Vec::new()),
-                next_id: Mutex::new(1),
+                next_id: AtomicU64::new(1),
                 rng: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed)),
                 seed: Mutex::new(config.seed),
                 stats: Mutex::new(Stats::default()),
@@ -472,12 +466,7 @@ impl Faults {
 
     /// Adds a rule at the end of the list; returns its id.
     pub fn add(&self, rule: FaultRule) -> u64 {
-        let id = {
-            let mut n = self.inner.next_id.lock();
-            let id = *n;
-            *n += 1;
-            id
-        };
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         self.inner
             .rules
             .lock()
@@ -541,7 +530,11 @@ impl Faults {
             Some(c) if s.by_cmd.len() >= MAX_CMD_KEYS && !s.by_cmd.contains_key(c) => "(other)",
             Some(c) => c,
         };
-        s.by_cmd.entry(key.to_string()).or_default().add(outcome);
+        // The key is allocated only the first time a command is seen.
+        match s.by_cmd.get_mut(key) {
+            Some(c) => c.add(outcome),
+            None => s.by_cmd.entry(key.to_owned()).or_default().add(outcome),
+        }
         if let Some(cid) = cid {
             s.by_cid.entry(cid).or_default().add(outcome);
         }
@@ -693,13 +686,17 @@ pub fn parse_envelope(content_type: Option<&str>, body: &[u8]) -> Envelope {
     }
 }
 
-fn xml_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut resp = (status, body).into_response();
+/// `resp` with LastPass's content type.
+fn lastpass_typed(mut resp: Response) -> Response {
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(LASTPASS_CONTENT_TYPE),
     );
     resp
+}
+
+fn xml_response(status: StatusCode, body: Vec<u8>) -> Response {
+    lastpass_typed((status, body).into_response())
 }
 
 /// The answer of a status fault or of the rate limit.
@@ -718,12 +715,7 @@ fn drop_response() -> Response {
             "sandbox fault: connection dropped",
         ))
     });
-    let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(LASTPASS_CONTENT_TYPE),
-    );
-    resp
+    lastpass_typed(Response::new(Body::from_stream(stream)))
 }
 
 async fn middleware(State(faults): State<Faults>, req: Request, next: Next) -> Response {

@@ -25,9 +25,7 @@ use crate::activity::{self, ActivityConfig};
 use crate::clock::Clock;
 use crate::control::{self, ControlState};
 use crate::faults::{self, FaultConfig, Faults, Stats};
-use crate::lastpass::{
-    AccountSpec, FlagStyle, LastPass, LastPassConfig, SandboxError, SeedOptions,
-};
+use crate::lastpass::{AccountSpec, LastPass, LastPassConfig, SandboxError, SeedOptions};
 
 /// The cid of the default account.
 pub const DEFAULT_CID: u64 = 8_771_312;
@@ -70,10 +68,7 @@ pub fn default_account(seed: SeedOptions) -> AccountSpec {
 pub fn default_lastpass_config(seed: SeedOptions) -> LastPassConfig {
     LastPassConfig {
         accounts: vec![default_account(seed)],
-        flag_style: FlagStyle::String,
-        max_pagesize: 2000,
-        detailed_sf_unpaged_limit: Some(DEFAULT_DETAILED_SF_LIMIT),
-        json_content_type: false,
+        ..LastPassConfig::default()
     }
 }
 
@@ -134,14 +129,14 @@ impl SandboxConfig {
     pub fn add_accounts(mut self, n: usize) -> Self {
         let first = self.lastpass.accounts.first().cloned();
         let base_cid = first.as_ref().map_or(DEFAULT_CID, |a| a.cid);
-        let seed = first.map(|a| a.seed).unwrap_or_default();
+        let seed = first.as_ref().map(|a| a.seed.clone()).unwrap_or_default();
         for i in 1..=n as u64 {
             let mut s = seed.clone();
             s.seed = seed.seed.wrapping_add(i);
             // Wrapping: any base cid gives distinct cids without overflowing.
             let mut spec = account_spec(base_cid.wrapping_add(i), &format!("Customer {i}"), s);
-            if let Some(tz) = self.lastpass.accounts.first().map(|a| a.time_zone.clone()) {
-                spec.time_zone = tz;
+            if let Some(first) = &first {
+                spec.time_zone.clone_from(&first.time_zone);
             }
             self.lastpass.accounts.push(spec);
         }
@@ -343,19 +338,17 @@ pub async fn spawn(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
             _ => LastPass::new(lp_config, clock),
         })
         .await
-        .map_err(|e| SandboxError::Invalid {
-            field: "lastpass",
-            value: String::new(),
-            reason: format!("emulator setup failed: {e}"),
+        .map_err(|e| {
+            SandboxError::invalid("lastpass", "", format!("emulator setup failed: {e}"))
         })??
     };
     // `SandboxHandle::primary_account` relies on this (a state file may hold no account).
-    if lastpass.accounts().is_empty() {
-        return Err(SandboxError::Invalid {
-            field: "accounts",
-            value: "[]".into(),
-            reason: "the sandbox needs at least one account".into(),
-        });
+    if lastpass.cids().is_empty() {
+        return Err(SandboxError::invalid(
+            "accounts",
+            "[]",
+            "the sandbox needs at least one account",
+        ));
     }
     for r in &config.faults.rules {
         r.validate()?;

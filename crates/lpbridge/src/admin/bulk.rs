@@ -105,15 +105,7 @@ where
 
 /// An error message for the per-item report; see [`for_each`] for `unsafe_write`.
 pub fn describe(e: &lastpass::Error, unsafe_write: bool) -> String {
-    let ambiguous = matches!(
-        e,
-        lastpass::Error::Decode { .. }
-            | lastpass::Error::Transport {
-                ambiguous: true,
-                ..
-            }
-    );
-    if unsafe_write && ambiguous {
+    if unsafe_write && is_ambiguous(e) {
         format!(
             "{e} (LastPass may have applied it; not retried, so that nothing is sent twice: \
              check before running it again)"
@@ -121,6 +113,19 @@ pub fn describe(e: &lastpass::Error, unsafe_write: bool) -> String {
     } else {
         e.to_string()
     }
+}
+
+/// Whether the request may have been applied although it failed: it reached LastPass but the
+/// answer was lost or garbled.
+pub fn is_ambiguous(e: &lastpass::Error) -> bool {
+    matches!(
+        e,
+        lastpass::Error::Decode { .. }
+            | lastpass::Error::Transport {
+                ambiguous: true,
+                ..
+            }
+    )
 }
 
 /// Enables or disables `emails` (one `enableuser`/`disableuser` call) and reports one result per

@@ -83,27 +83,21 @@ pub async fn all_groups(client: &Client) -> Result<Vec<GroupInfo>> {
     let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     // One unpaged call carries the whole `Groups` map, empty groups and invitees included.
     if let Some(map) = client.groups().await? {
-        return Ok(map
-            .into_iter()
-            .map(|(name, members)| {
-                let members: BTreeSet<String> = members.into_iter().collect();
-                GroupInfo {
-                    name,
-                    member_count: members.len(),
-                    members: members.into_iter().collect(),
+        groups.extend(
+            map.into_iter()
+                .map(|(name, m)| (name, m.into_iter().collect())),
+        );
+    } else {
+        let mut pages = client.user_pages(UserQuery::default(), MAX_USER_PAGE_SIZE);
+        while let Some(page) = pages.next().await {
+            let page = page?;
+            for (name, members) in page.groups {
+                groups.entry(name).or_default().extend(members);
+            }
+            for user in page.users {
+                for g in user.groups {
+                    groups.entry(g).or_default().insert(user.username.clone());
                 }
-            })
-            .collect());
-    }
-    let mut pages = client.user_pages(UserQuery::default(), MAX_USER_PAGE_SIZE);
-    while let Some(page) = pages.next().await {
-        let page = page?;
-        for (name, members) in page.groups {
-            groups.entry(name).or_default().extend(members);
-        }
-        for user in page.users {
-            for g in user.groups {
-                groups.entry(g).or_default().insert(user.username.clone());
             }
         }
     }

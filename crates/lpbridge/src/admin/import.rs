@@ -292,6 +292,13 @@ pub async fn apply(
                 }
             },
         };
+        // Whether any error names a user of this batch: the same for every row, so asked once.
+        let any_named = match &outcome {
+            Ok(Some((_, errors))) => users
+                .iter()
+                .any(|u| errors_naming(errors, u.username.as_str()).is_some()),
+            _ => false,
+        };
         for row in batch {
             let email = row.user.username.to_string();
             let (outcome, message) = match &outcome {
@@ -304,11 +311,7 @@ pub async fn apply(
                         .any(|s| super::is_user(s, &row.user.username))
                     {
                         (Outcome::Created, None)
-                    } else if !succeeded.is_empty()
-                        || !users
-                            .iter()
-                            .any(|u| errors_naming(errors, u.username.as_str()).is_some())
-                    {
+                    } else if !succeeded.is_empty() || !any_named {
                         (Outcome::Failed, Some(errors.join("; ")))
                     } else {
                         (Outcome::Created, None)

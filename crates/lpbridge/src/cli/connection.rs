@@ -5,7 +5,7 @@ use lastpass::UserQuery;
 use lp_types::{Cid, ConnectionId};
 
 use super::{Ctx, read_secret};
-use crate::connections::{Profile, ProfileStore, endpoint_from_env};
+use crate::connections::{Profile, ProfileStore, already_exists, endpoint_from_env};
 use crate::error::{Error, Result};
 use crate::output::{Emitter, write_one};
 use crate::records::ConnectionRecord;
@@ -62,11 +62,9 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> Result<()> {
                 None => endpoint_from_env()?,
             };
             let store = ProfileStore::from_env()?;
+            // Refused before prompting; `add` checks again under the store's lock.
             if !overwrite && store.get(&name)?.is_some() {
-                return Err(Error::usage(format!(
-                    "connection {:?} already exists (pass --overwrite to replace it)",
-                    name.as_str()
-                )));
+                return Err(already_exists(&name));
             }
             let provhash = read_secret(
                 "provisioning hash",
@@ -121,13 +119,13 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> Result<()> {
             } else {
                 ctx
             };
-            let (_, endpoint, label) = ctx.resolve_credentials()?;
-            let client = ctx.client()?;
+            let built = ctx.built()?;
+            let client = &built.client;
             let page = client.user_page(&UserQuery::default(), 1, 0).await?;
             let rec = ConnectionRecord {
-                name: label,
+                name: built.source.clone(),
                 account: client.cid().to_string(),
-                endpoint: endpoint.to_string(),
+                endpoint: built.endpoint.to_string(),
                 auth_type: "api_key",
                 status: Some("ok".into()),
                 users: Some(page.total),

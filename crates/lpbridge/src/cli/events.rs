@@ -2,12 +2,10 @@
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use clap::Subcommand;
-use futures::StreamExt;
 use lastpass::{EventQuery, MAX_EVENTS_PER_CALL};
 
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::output::Emitter;
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCmd {
@@ -114,18 +112,7 @@ pub async fn run(ctx: &Ctx, cmd: EventsCmd) -> Result<()> {
         admin_only,
     };
     tracing::debug!(max_per_call = MAX_EVENTS_PER_CALL, "streaming events");
-    let mut stream = client.events(query);
-    let mut e = Emitter::new::<lastpass::Event>(ctx.format, ctx.stdout());
-    // The limit is checked before pulling the next event, so reaching it exactly never
-    // fetches one more page.
-    while limit.is_none_or(|l| e.count() < l) {
-        let Some(ev) = stream.next().await else {
-            break;
-        };
-        e.emit(&ev?)?;
-    }
-    e.finish()?;
-    Ok(())
+    super::emit_stream(ctx, client.events(query), limit).await
 }
 
 #[cfg(test)]

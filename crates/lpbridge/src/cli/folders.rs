@@ -73,29 +73,22 @@ pub async fn run(ctx: &Ctx, cmd: FoldersCmd) -> Result<()> {
 /// Streams permission rows; returns how many folders matched.
 async fn permissions(ctx: &Ctx, detailed: bool, only: Option<&FolderId>) -> Result<usize> {
     let client = ctx.client()?;
+    // Both sources as one stream of folders: paged getdetailedsfdata, or one getsfdata answer.
+    let mut folders = if detailed {
+        client.detailed_shared_folders_paged(DETAILED_PAGE_SIZE)
+    } else {
+        futures::stream::iter(client.shared_folders().await?.into_iter().map(Ok)).boxed()
+    };
     let mut e = Emitter::new::<PermissionRecord>(ctx.format, ctx.stdout());
     let mut matched = 0;
-    if detailed {
-        let mut stream = client.detailed_shared_folders_paged(DETAILED_PAGE_SIZE);
-        while let Some(f) = stream.next().await {
-            let f = f?;
-            if only.is_some_and(|id| *id != f.id) {
-                continue;
-            }
-            matched += 1;
-            for m in &f.users {
-                e.emit(&PermissionRecord::new(&f, m))?;
-            }
+    while let Some(f) = folders.next().await {
+        let f = f?;
+        if only.is_some_and(|id| *id != f.id) {
+            continue;
         }
-    } else {
-        for f in client.shared_folders().await? {
-            if only.is_some_and(|id| *id != f.id) {
-                continue;
-            }
-            matched += 1;
-            for m in &f.users {
-                e.emit(&PermissionRecord::new(&f, m))?;
-            }
+        matched += 1;
+        for m in &f.users {
+            e.emit(&PermissionRecord::new(&f, m))?;
         }
     }
     if matched > 0 || only.is_none() {

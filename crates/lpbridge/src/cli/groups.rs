@@ -94,10 +94,8 @@ pub async fn run(ctx: &Ctx, cmd: GroupsCmd) -> Result<()> {
             batch_size,
             dry_run,
         } => {
-            let label = file.display().to_string();
-            let f = std::fs::File::open(&file)
-                .map_err(|e| Error::usage(format!("cannot open {label}: {e}")))?;
-            let rows = groups::parse_csv(&label, std::io::BufReader::new(f))?;
+            let (label, f) = super::open_input(&file)?;
+            let rows = groups::parse_csv(&label, f)?;
             let client = ctx.client()?;
             let current = groups::current_memberships(client, &rows).await?;
             let plan = groups::plan(rows, &current, batch_size as usize);

@@ -14,7 +14,7 @@ use std::io::{BufWriter, IsTerminal, Stdout, Write};
 use std::sync::OnceLock;
 
 use clap::{Args, Parser, Subcommand};
-use lastpass::{Client, ClientConfig, Credentials};
+use lastpass::{Client, ClientConfig};
 use lp_types::{ConnectionId, Email, Secret};
 
 use crate::error::{Error, Result};
@@ -159,7 +159,15 @@ pub enum Command {
 pub struct Ctx {
     pub global: GlobalArgs,
     pub format: Format,
-    client: OnceLock<Client>,
+    client: OnceLock<Built>,
+}
+
+/// The client and where its credentials came from (resolved once per run).
+pub struct Built {
+    pub client: Client,
+    pub endpoint: url::Url,
+    /// The profile name, or `(environment)`.
+    pub source: String,
 }
 
 impl Ctx {
@@ -174,11 +182,20 @@ impl Ctx {
 
     /// The client for the resolved credentials (built once).
     pub fn client(&self) -> Result<&Client> {
-        if let Some(c) = self.client.get() {
-            return Ok(c);
+        Ok(&self.built()?.client)
+    }
+
+    /// The client with its endpoint and credential source: the credentials are resolved (and
+    /// the profile store read) once per run.
+    pub fn built(&self) -> Result<&Built> {
+        if let Some(b) = self.client.get() {
+            return Ok(b);
         }
-        let (creds, endpoint, _) = self.resolve_credentials()?;
-        let mut config = ClientConfig::new(creds).with_endpoint(endpoint);
+        let (creds, endpoint, source) = crate::connections::resolve_credentials(
+            self.global.connection.as_ref(),
+            self.global.endpoint.as_ref(),
+        )?;
+        let mut config = ClientConfig::new(creds).with_endpoint(endpoint.clone());
         let g = &self.global;
         if let Some(rps) = g.rate_limit {
             config.rate_limit_per_sec = Some(rps);
@@ -193,21 +210,16 @@ impl Ctx {
             config.retry.max_attempts = n;
         }
         let client = Client::new(config)?;
-        Ok(self.client.get_or_init(|| client))
+        Ok(self.client.get_or_init(|| Built {
+            client,
+            endpoint,
+            source,
+        }))
     }
 
     /// The client if one was built (for `--verbose` statistics).
     pub fn built_client(&self) -> Option<&Client> {
-        self.client.get()
-    }
-
-    /// Credentials, endpoint and where they came from (the profile name, or `(environment)`),
-    /// by the documented precedence (see [`crate::connections::resolve_credentials`]).
-    pub fn resolve_credentials(&self) -> Result<(Credentials, url::Url, String)> {
-        crate::connections::resolve_credentials(
-            self.global.connection.as_ref(),
-            self.global.endpoint.as_ref(),
-        )
+        self.client.get().map(|b| &b.client)
     }
 
     pub fn stdout(&self) -> BufWriter<Stdout> {
@@ -277,6 +289,34 @@ pub(crate) fn read_secret(
         return Ok(None);
     }
     Ok(Some(Secret::new(s)))
+}
+
+/// Opens an input file (a usage error when it cannot be); returns its label for messages. The
+/// parsers read it whole, so it needs no buffering.
+pub(crate) fn open_input(file: &std::path::Path) -> Result<(String, std::fs::File)> {
+    let label = file.display().to_string();
+    let f =
+        std::fs::File::open(file).map_err(|e| Error::usage(format!("cannot open {label}: {e}")))?;
+    Ok((label, f))
+}
+
+/// Writes the records of `stream` as they arrive, at most `limit` of them. The limit is checked
+/// before pulling the next record, so reaching it exactly never fetches one more page.
+pub(crate) async fn emit_stream<R: crate::output::Record>(
+    ctx: &Ctx,
+    mut stream: impl futures::Stream<Item = std::result::Result<R, lastpass::Error>> + Unpin,
+    limit: Option<u64>,
+) -> Result<()> {
+    use futures::StreamExt as _;
+    let mut e = crate::output::Emitter::new::<R>(ctx.format, ctx.stdout());
+    while limit.is_none_or(|l| e.count() < l) {
+        let Some(item) = stream.next().await else {
+            break;
+        };
+        e.emit(&item?)?;
+    }
+    e.finish()?;
+    Ok(())
 }
 
 /// Removes repeated addresses (case-insensitively), keeping the first spelling and order.

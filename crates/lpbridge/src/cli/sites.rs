@@ -126,12 +126,9 @@ pub async fn run(ctx: &Ctx, cmd: SitesCmd) -> Result<()> {
     // pushsitestousers is never re-sent after an ambiguous failure; say that it may be applied.
     let psid = match ctx.client()?.push_site(&site).await {
         Ok(psid) => psid,
-        Err(
-            e @ (lastpass::Error::Decode { .. }
-            | lastpass::Error::Transport {
-                ambiguous: true, ..
-            }),
-        ) => return Err(Error::Config(crate::admin::bulk::describe(&e, true))),
+        Err(e) if crate::admin::bulk::is_ambiguous(&e) => {
+            return Err(Error::Config(crate::admin::bulk::describe(&e, true)));
+        }
         Err(e) => return Err(e.into()),
     };
     write_one(

@@ -4,7 +4,6 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Subcommand, ValueEnum};
-use futures::StreamExt;
 use lastpass::{DeleteAction, Email, GroupName, MAX_EXPIRED_LIMIT, NewUser, UserUpdate};
 
 use super::{Ctx, dedup_emails, read_secret};
@@ -315,29 +314,17 @@ pub async fn run(ctx: &Ctx, cmd: UsersCmd) -> Result<()> {
         UsersCmd::Enable { emails } => toggle(ctx, true, emails).await,
         UsersCmd::ExpiredPasswords { limit } => {
             let client = ctx.client()?;
-            let mut stream = client.expired_passwords(MAX_EXPIRED_LIMIT);
-            let mut e = Emitter::new::<lastpass::ExpiredPassword>(ctx.format, ctx.stdout());
-            while limit.is_none_or(|l| e.count() < l) {
-                let Some(item) = stream.next().await else {
-                    break;
-                };
-                e.emit(&item?)?;
-            }
-            e.finish()?;
-            Ok(())
+            super::emit_stream(ctx, client.expired_passwords(MAX_EXPIRED_LIMIT), limit).await
         }
     }
 }
 
 fn report_one(ctx: &Ctx, email: &Email, action: &str) -> Result<()> {
-    let r = ItemResult {
-        row: None,
-        email: email.to_string(),
-        action: action.into(),
-        outcome: Outcome::Ok,
-        message: None,
-    };
-    write_one(ctx.format, ctx.stdout(), &r)?;
+    write_one(
+        ctx.format,
+        ctx.stdout(),
+        &ItemResult::for_email(email, action, None),
+    )?;
     Ok(())
 }
 
@@ -439,10 +426,8 @@ impl Record for CallRow {
 }
 
 async fn import_cmd(ctx: &Ctx, file: PathBuf, batch_size: usize, dry_run: bool) -> Result<()> {
-    let label = file.display().to_string();
-    let f = std::fs::File::open(&file)
-        .map_err(|e| Error::usage(format!("cannot open {label}: {e}")))?;
-    let rows = import::parse_csv(&label, std::io::BufReader::new(f))?;
+    let (label, f) = super::open_input(&file)?;
+    let rows = import::parse_csv(&label, f)?;
     let client = ctx.client()?;
     let plan: ImportPlan = import::build_plan(client, rows, batch_size).await?;
     crate::note!(

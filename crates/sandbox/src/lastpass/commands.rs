@@ -61,51 +61,31 @@ pub(crate) fn execute(
         Some(Value::String(s)) => s.trim().to_ascii_lowercase(),
         _ => return Reply::fail("No command specified"),
     };
-    match cmd.as_str() {
-        "getuserdata" => {
-            let (reply, ok) = getuserdata(&acc.read(), data, max_pagesize);
-            if ok {
-                acc.write()
-                    .log(ctx.now_us, &ctx.actor, &ctx.ip, "Get User Data", INITIATED);
-            }
-            reply
+    // A read command logs its audit event only when it answered OK; the read lock is released
+    // before the write lock is taken.
+    let read = |run: &dyn Fn(&Account) -> (Reply, bool), action: &str| {
+        let (reply, ok) = run(&acc.read());
+        if ok {
+            acc.write()
+                .log(ctx.now_us, &ctx.actor, &ctx.ip, action, INITIATED);
         }
+        reply
+    };
+    match cmd.as_str() {
+        "getuserdata" => read(&|a| getuserdata(a, data, max_pagesize), "Get User Data"),
         "getsfdata" | "getdetailedsfdata" => {
             let detailed = cmd == "getdetailedsfdata";
             let limit = if detailed { sf_limit } else { None };
-            let (reply, ok) = getsfdata(&acc.read(), data, detailed, flag_style, limit);
-            if ok {
-                acc.write().log(
-                    ctx.now_us,
-                    &ctx.actor,
-                    &ctx.ip,
-                    "Get Shared Folder Data",
-                    INITIATED,
-                );
-            }
-            reply
+            read(
+                &|a| getsfdata(a, data, detailed, flag_style, limit),
+                "Get Shared Folder Data",
+            )
         }
-        "reporting" => {
-            let (reply, ok) = reporting::reporting(&acc.read(), &top, data);
-            if ok {
-                acc.write()
-                    .log(ctx.now_us, &ctx.actor, &ctx.ip, "Reporting", INITIATED);
-            }
-            reply
-        }
-        "expiredmasterpwlist" => {
-            let (reply, ok) = expiredmasterpwlist(&acc.read(), data, ctx.now_us);
-            if ok {
-                acc.write().log(
-                    ctx.now_us,
-                    &ctx.actor,
-                    &ctx.ip,
-                    "Expired Master Password List",
-                    INITIATED,
-                );
-            }
-            reply
-        }
+        "reporting" => read(&|a| reporting::reporting(a, &top, data), "Reporting"),
+        "expiredmasterpwlist" => read(
+            &|a| expiredmasterpwlist(a, data, ctx.now_us),
+            "Expired Master Password List",
+        ),
         "batchadd" => batchadd(&mut acc.write(), &ctx, data),
         "updateuser" => updateuser(&mut acc.write(), &ctx, data),
         "deluser" => deluser(&mut acc.write(), &ctx, data),
@@ -175,9 +155,21 @@ fn valid_email(s: &str) -> bool {
     lp_types::Email::parse(s).is_ok()
 }
 
+/// Items to skip and to take for an optional `(pagesize, pageindex)`; everything unpaged.
+fn skip_take(page: Option<(usize, usize)>) -> (usize, usize) {
+    match page {
+        Some((ps, pi)) => (ps.saturating_mul(pi), ps),
+        None => (0, usize::MAX),
+    }
+}
+
+/// `"<id>":{…}`: one entry of `getuserdata`'s `Users` object.
 fn write_user(o: &mut Out, a: &Account, u: &User) {
     let tz = &a.tz;
-    o.raw("{\"username\":").str(&u.username);
+    o.push(b'"')
+        .uint(u.id)
+        .raw("\":{\"username\":")
+        .str(&u.username);
     o.raw(",\"fullname\":").str(&u.fullname);
     o.raw(",\"mpstrength\":\"")
         .uint(u64::from(u.mpstrength))
@@ -293,7 +285,6 @@ fn getuserdata(a: &Account, data: &Value, max_pagesize: u32) -> (Reply, bool) {
         };
         let mut o = Out::with_capacity(1024);
         o.raw("{\"total\":1,\"count\":1,\"Users\":{");
-        o.key(&u.id.to_string());
         write_user(&mut o, a, u);
         o.raw("},\"Groups\":");
         write_groups(&mut o, a, &u.groups);
@@ -301,10 +292,7 @@ fn getuserdata(a: &Account, data: &Value, max_pagesize: u32) -> (Reply, bool) {
         return (Reply::Json(o.0), true);
     }
 
-    let (skip, take) = match page {
-        Some((ps, pi)) => (ps.saturating_mul(pi), ps),
-        None => (0, usize::MAX),
-    };
+    let (skip, take) = skip_take(page);
     let unfiltered = disabled.is_none() && admin.is_none();
     // Invitees are not paged with `Users`: they come once, with the first page (or the unpaged
     // answer), rather than repeated on every page of a walk.
@@ -340,7 +328,6 @@ fn getuserdata(a: &Account, data: &Value, max_pagesize: u32) -> (Reply, bool) {
             if i > 0 {
                 o.comma();
             }
-            o.push(b'"').uint(u.id).raw("\":");
             write_user(&mut o, a, u);
         }
         o.push(b'}');
@@ -457,10 +444,7 @@ fn getsfdata(
     if page.is_none() && unpaged_limit.is_some_and(|l| a.folders.len() > l) {
         return (Reply::too_many("Too Many Requests"), false);
     }
-    let (skip, take) = match page {
-        Some((ps, pi)) => (ps.saturating_mul(pi), ps),
-        None => (0, usize::MAX),
-    };
+    let (skip, take) = skip_take(page);
     let mut o = Out::with_capacity(4096);
     let mut n = 0;
     for f in a.folders.values().skip(skip).take(take) {
@@ -608,11 +592,7 @@ fn batchadd(a: &mut Account, ctx: &Ctx, data: &Value) -> Reply {
             }
         }
         if let Some(groups) = nu.groups {
-            let uname = a
-                .users
-                .get(&id)
-                .map(|u| u.username.clone())
-                .unwrap_or_default();
+            let uname = a.username_of(id);
             let mut wanted = Vec::with_capacity(groups.len());
             for g in groups {
                 let (gi, new) = a.ensure_group(g);
@@ -726,47 +706,22 @@ fn deluser(a: &mut Account, ctx: &Ctx, data: &Value) -> Reply {
         Some(u) => (u.username.clone(), u.invited),
         None => return Reply::fail(&format!("No such user: {name}")),
     };
-    match action {
+    let event = match action {
         0 => {
             if let Some(u) = a.users.get_mut(&id) {
                 u.disabled = true;
             }
-            a.log(ctx.now_us, &ctx.actor, &ctx.ip, "Deactivated User", &uname);
+            "Deactivated User"
         }
-        1 => {
-            a.remove_user(id);
-            a.log(
-                ctx.now_us,
-                &ctx.actor,
-                &ctx.ip,
-                "Remove User From Company",
-                &uname,
-            );
-        }
-        2 => {
-            a.remove_user(id);
-            a.log(
-                ctx.now_us,
-                &ctx.actor,
-                &ctx.ip,
-                "Employee Account Deleted",
-                &uname,
-            );
-        }
-        _ => {
-            if !invited {
-                return Reply::fail(&format!("User is not invited: {uname}"));
-            }
-            a.remove_user(id);
-            a.log(
-                ctx.now_us,
-                &ctx.actor,
-                &ctx.ip,
-                "Employee Uninvited",
-                &uname,
-            );
-        }
+        1 => "Remove User From Company",
+        2 => "Employee Account Deleted",
+        _ if !invited => return Reply::fail(&format!("User is not invited: {uname}")),
+        _ => "Employee Uninvited",
+    };
+    if action != 0 {
+        a.remove_user(id);
     }
+    a.log(ctx.now_us, &ctx.actor, &ctx.ip, event, &uname);
     Reply::ok()
 }
 
@@ -854,11 +809,7 @@ fn batchchangegrp(a: &mut Account, ctx: &Ctx, data: &Value) -> Reply {
             errors.push(format!("{name} does not exist"));
             continue;
         };
-        let uname = a
-            .users
-            .get(&id)
-            .map(|u| u.username.clone())
-            .unwrap_or_default();
+        let uname = a.username_of(id);
         for g in add {
             match a.group(g) {
                 Some(gi) => {

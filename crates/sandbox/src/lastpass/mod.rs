@@ -65,11 +65,11 @@ impl SeedOptions {
             ("events", self.events, Self::MAX_EVENTS),
         ] {
             if value > max {
-                return Err(SandboxError::Invalid {
+                return Err(SandboxError::invalid(
                     field,
-                    value: value.to_string(),
-                    reason: format!("at most {max}"),
-                });
+                    value.to_string(),
+                    format!("at most {max}"),
+                ));
             }
         }
         Ok(())
@@ -175,6 +175,21 @@ pub enum SandboxError {
     StateFile { path: String, message: String },
 }
 
+impl SandboxError {
+    /// [`SandboxError::Invalid`]: `field` refused `value` for `reason`.
+    pub(crate) fn invalid(
+        field: &'static str,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        SandboxError::Invalid {
+            field,
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 impl Default for LastPassConfig {
     /// One account (cid 12345678, provhash `"0123…"`), string flags, pagesize cap 2000,
     /// unpaged `getdetailedsfdata` refused over 500 folders, `text/xml` content type.
@@ -183,7 +198,7 @@ impl Default for LastPassConfig {
             accounts: vec![AccountSpec::default()],
             flag_style: FlagStyle::String,
             max_pagesize: 2000,
-            detailed_sf_unpaged_limit: Some(500),
+            detailed_sf_unpaged_limit: Some(crate::server::DEFAULT_DETAILED_SF_LIMIT),
             json_content_type: false,
         }
     }
@@ -265,6 +280,11 @@ impl LastPass {
             .values()
             .map(|a| a.read().info())
             .collect()
+    }
+
+    /// The cids of every account, in order (cheaper than [`LastPass::accounts`], which counts).
+    pub(crate) fn cids(&self) -> Vec<u64> {
+        self.inner.accounts.read().keys().copied().collect()
     }
 
     /// Every account back to its seeded state.

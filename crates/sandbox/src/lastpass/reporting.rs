@@ -88,13 +88,11 @@ pub(crate) fn reporting(a: &Account, top: &Map<String, Value>, data: &Value) -> 
         match get(k) {
             None => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => parse_time(&a.tz, s).map(Some).ok_or_else(|| {
-                Reply::fail(&format!(
-                    "Invalid {k} date: {}",
-                    shown(&Value::String(s.clone()))
-                ))
-            }),
-            Some(v) => Err(Reply::fail(&format!("Invalid {k} date: {}", shown(v)))),
+            Some(v) => v
+                .as_str()
+                .and_then(|s| parse_time(&a.tz, s))
+                .map(Some)
+                .ok_or_else(|| Reply::fail(&format!("Invalid {k} date: {}", shown(v)))),
         }
     };
     let from = match time_arg("from") {
@@ -164,10 +162,14 @@ pub(crate) fn reporting(a: &Account, top: &Map<String, Value>, data: &Value) -> 
     let ev = &a.events;
     let lo = ev.times.partition_point(|&t| t < from);
     let hi = ev.times.partition_point(|&t| t <= hi_bound);
-    let needle = search.as_deref().unwrap_or("");
-    let mut m_names = Memo::new(&ev.names, needle);
-    let mut m_actions = Memo::new(&ev.actions, needle);
-    let mut m_data = Memo::new(&ev.data, needle);
+    // Only a search needs the per-string memos (each as long as its interner).
+    let mut memos = search.as_deref().map(|needle| {
+        [
+            Memo::new(&ev.actions, needle),
+            Memo::new(&ev.data, needle),
+            Memo::new(&ev.names, needle),
+        ]
+    });
     let mut page: Vec<usize> = Vec::with_capacity(MAX_EVENTS.min(hi.saturating_sub(lo)));
     let mut more = false;
     let mut i = hi;
@@ -182,11 +184,8 @@ pub(crate) fn reporting(a: &Account, top: &Map<String, Value>, data: &Value) -> 
         if admin_only && !admin_mask.get(r.action as usize).copied().unwrap_or(false) {
             continue;
         }
-        if search.is_some()
-            && !(m_actions.hit(r.action)
-                || m_data.hit(r.data)
-                || m_names.hit(r.user)
-                || m_names.hit(r.ip))
+        if let Some([actions, data, names]) = &mut memos
+            && !(actions.hit(r.action) || data.hit(r.data) || names.hit(r.user) || names.hit(r.ip))
         {
             continue;
         }

@@ -449,15 +449,14 @@ pub(crate) fn generate(spec: AccountSpec, now_us: i64) -> Result<Account, Sandbo
     let mut id = 449_000_000 + (a.spec.cid % 1000) * 10_000;
     let mut logged_in: Vec<u64> = Vec::with_capacity(o.users);
     let mut admins: Vec<u64> = Vec::new();
-    let mut all_ids: Vec<u64> = Vec::with_capacity(o.users);
     // `users` counts directory users (what `getuserdata` reports as `total`); pending
     // invitees (~4%) come on top, so N seeded users always page in ceil(N / pagesize) calls.
     let mut directory = 0usize;
     let mut i = 0usize;
     while directory < o.users {
         id += rng.gen_range(1..=37);
-        let first = FIRST[rng.gen_range(0..FIRST.len())];
-        let last = LAST[rng.gen_range(0..LAST.len())];
+        let first = *pick(&mut rng, FIRST);
+        let last = *pick(&mut rng, LAST);
         let mut local = format!("{first}.{last}");
         // Resume from the last suffix tried for this name: every smaller one is taken, so the
         // result is the same as counting from 2, without O(users) retries per user.
@@ -511,7 +510,7 @@ pub(crate) fn generate(spec: AccountSpec, now_us: i64) -> Result<Account, Sandbo
             u.password_reset_required = rng.gen_bool(0.03);
             u.disabled = i != 0 && rng.gen_bool(0.05);
             if rng.gen_bool(0.6) {
-                let m = MFA[rng.gen_range(0..MFA.len())];
+                let m = *pick(&mut rng, MFA);
                 u.multifactor = Some(m.to_owned());
                 if m == "duo" {
                     u.duousername = Some(username.clone());
@@ -528,10 +527,7 @@ pub(crate) fn generate(spec: AccountSpec, now_us: i64) -> Result<Account, Sandbo
         }
         if rng.gen_bool(0.3) {
             u.attribs = vec![
-                (
-                    "Department".into(),
-                    DEPARTMENTS[rng.gen_range(0..DEPARTMENTS.len())].into(),
-                ),
+                ("Department".into(), (*pick(&mut rng, DEPARTMENTS)).into()),
                 ("EmployeeNumber".into(), format!("{}", 100_000 + i)),
             ];
         }
@@ -541,7 +537,6 @@ pub(crate) fn generate(spec: AccountSpec, now_us: i64) -> Result<Account, Sandbo
                 admins.push(id);
             }
         }
-        all_ids.push(id);
         if !invited {
             directory += 1;
         }
@@ -582,7 +577,7 @@ pub(crate) fn generate(spec: AccountSpec, now_us: i64) -> Result<Account, Sandbo
     let mut folder_names: HashSet<String> = HashSet::new();
     let mut folder_suffix: HashMap<&str, u32> = HashMap::new();
     for i in 0..o.folders {
-        let base = FOLDERS[rng.gen_range(0..FOLDERS.len())];
+        let base = *pick(&mut rng, FOLDERS);
         let mut name = base.to_owned();
         // As for usernames: resume from the last suffix tried for this base name.
         let n = folder_suffix.entry(base).or_insert(2u32);
@@ -643,9 +638,7 @@ pub(crate) fn generate(spec: AccountSpec, now_us: i64) -> Result<Account, Sandbo
 
     // Events over the past six weeks.
     if o.events > 0 && !logged_in.is_empty() {
-        let events = seed_events(
-            &mut a, &mut rng, o.events, now, &logged_in, &admins, &all_ids,
-        );
+        let events = seed_events(&mut a, &mut rng, o.events, now, &logged_in, &admins);
         a.events.merge(events);
     }
     Ok(a)
@@ -727,7 +720,6 @@ fn seed_events(
     now: i64,
     logged_in: &[u64],
     admins: &[u64],
-    all_ids: &[u64],
 ) -> Vec<(i64, EventRec)> {
     let picker = Picker::new(KINDS);
     let window = 42 * DAY;
@@ -738,6 +730,8 @@ fn seed_events(
     let api_collector = a.events.names.intern("API: splunk.collector");
     let api_ip = a.events.names.intern("52.14.102.7");
     let folder_ids: Vec<u64> = a.folders.keys().copied().collect();
+    // Every seeded user, invitees included (ids ascend, so this is the creation order).
+    let all_ids: Vec<u64> = a.users.keys().copied().collect();
     let empty = a.events.data.intern("");
     let initiated = a.events.data.intern("Initiated by API");
     let action_ids: Vec<u32> = KINDS
@@ -782,51 +776,31 @@ fn seed_events(
             } else {
                 logged_in
             };
-            let uid = pool[rng.gen_range(0..pool.len())];
+            let uid = *pick(rng, pool);
             if kind == "Log in" {
                 let e = last_login.entry(uid).or_insert(t);
                 *e = (*e).max(t);
             }
             *who.entry(uid).or_insert_with(|| {
-                let name = a
-                    .users
-                    .get(&uid)
-                    .map(|u| u.username.clone())
-                    .unwrap_or_default();
+                let name = a.username_of(uid);
                 (
                     a.events.names.intern(&name),
                     a.events.names.intern(&user_ip(uid)),
                 )
             })
         };
-        let target = |rng: &mut ChaCha8Rng, a: &Account| -> String {
-            let id = all_ids[rng.gen_range(0..all_ids.len())];
-            a.users
-                .get(&id)
-                .map(|u| u.username.clone())
-                .unwrap_or_default()
-        };
-        let folder = |rng: &mut ChaCha8Rng, a: &Account| -> String {
-            if folder_ids.is_empty() {
-                "Shared-Default".to_owned()
-            } else {
-                let f = folder_ids[rng.gen_range(0..folder_ids.len())];
-                a.folders
-                    .get(&f)
-                    .map(|f| f.name.clone())
-                    .unwrap_or_default()
-            }
-        };
+        let target = |rng: &mut ChaCha8Rng, a: &Account| a.username_of(*pick(rng, &all_ids));
+        let folder = |rng: &mut ChaCha8Rng, a: &Account| random_folder_name(rng, a, &folder_ids);
         let group = |rng: &mut ChaCha8Rng, a: &Account| -> String {
             if a.groups.is_empty() {
                 "Dev Team".to_owned()
             } else {
-                a.groups[rng.gen_range(0..a.groups.len())].name.clone()
+                pick(rng, &a.groups).name.clone()
             }
         };
-        let domain = DOMAINS[rng.gen_range(0..DOMAINS.len())];
+        let domain = *pick(rng, DOMAINS);
         let data: Option<String> = match kind {
-            "Log in" => Some(CLIENTS[rng.gen_range(0..CLIENTS.len())].to_owned()),
+            "Log in" => Some((*pick(rng, CLIENTS)).to_owned()),
             "Failed Login Attempt" => rng.gen_bool(0.5).then(|| "lastpass.com".to_owned()),
             "Site Added" | "Site Changed" | "Password Changed" | "Site deleted" | "Form Filled" => {
                 Some(domain.to_owned())
@@ -855,7 +829,7 @@ fn seed_events(
             | "Deactivated User"
             | "Employee Invited"
             | "Re-invite User" => Some(target(rng, a)),
-            "Edit Policy" => Some(POLICIES[rng.gen_range(0..POLICIES.len())].to_owned()),
+            "Edit Policy" => Some((*pick(rng, POLICIES)).to_owned()),
             "Create Group" => Some(format!("'{}'", group(rng, a))),
             "Adding user to group" => Some(format!("{} - {}", target(rng, a), group(rng, a))),
             "Remove from group" => Some(format!("'{}' '{}'", group(rng, a), target(rng, a))),
@@ -900,6 +874,22 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
+/// A uniformly drawn element of `xs` (which must not be empty).
+fn pick<'a, T>(rng: &mut ChaCha8Rng, xs: &'a [T]) -> &'a T {
+    &xs[rng.gen_range(0..xs.len())]
+}
+
+/// The name of a folder drawn from `ids` (`Shared-Default` when there is none).
+fn random_folder_name(rng: &mut ChaCha8Rng, a: &Account, ids: &[u64]) -> String {
+    if ids.is_empty() {
+        return "Shared-Default".to_owned();
+    }
+    a.folders
+        .get(pick(rng, ids))
+        .map(|f| f.name.clone())
+        .unwrap_or_default()
+}
+
 /// One login of user `id` at `t`: accepts a pending invitation, completes a pending email
 /// change, updates the login fields, and writes the events (into `out`).
 fn login_into(
@@ -929,7 +919,7 @@ fn login_into(
     }
     let was_invited = u.invited;
     let pending = u.pending_email.clone();
-    let client = CLIENTS[rng.gen_range(0..CLIENTS.len())];
+    let client = *pick(rng, CLIENTS);
     if was_invited {
         push(a, t, &old, "Created LastPass Account", "");
     }
@@ -1032,7 +1022,7 @@ pub(crate) fn simulate(
                 continue;
             }
         }
-        let id = members[rng.gen_range(0..members.len())];
+        let id = *pick(&mut rng, &members);
         let Some(u) = a.users.get(&id) else {
             continue;
         };
@@ -1041,7 +1031,7 @@ pub(crate) fn simulate(
             continue;
         }
         let name = u.username.clone();
-        let domain = DOMAINS[rng.gen_range(0..DOMAINS.len())];
+        let domain = *pick(&mut rng, DOMAINS);
         let data = match kind {
             "Failed Login Attempt" => {
                 if rng.gen_bool(0.5) {
@@ -1055,24 +1045,11 @@ pub(crate) fn simulate(
                 4_901_555_952_779_484_761u64 + rng.gen_range(0..500u64) * 7_919
             ),
             "Move to Shared Folder" | "Add to Shared Folder" | "Removed From Shared Folder" => {
-                let fname = if folder_ids.is_empty() {
-                    "Shared-Default".to_owned()
-                } else {
-                    let f = folder_ids[rng.gen_range(0..folder_ids.len())];
-                    a.folders
-                        .get(&f)
-                        .map(|f| f.name.clone())
-                        .unwrap_or_default()
-                };
+                let fname = random_folder_name(&mut rng, a, &folder_ids);
                 if kind == "Move to Shared Folder" {
                     format!("{domain} to {fname}")
                 } else {
-                    let other = members[rng.gen_range(0..members.len())];
-                    let other = a
-                        .users
-                        .get(&other)
-                        .map(|u| u.username.clone())
-                        .unwrap_or_default();
+                    let other = a.username_of(*pick(&mut rng, &members));
                     format!("'{fname}' '{other}'")
                 }
             }

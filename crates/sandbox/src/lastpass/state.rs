@@ -101,15 +101,20 @@ impl EventLog {
         action: &str,
         data: &str,
     ) -> i64 {
-        let t = match self.times.last() {
-            Some(&last) if time_us <= last => last.saturating_add(1),
-            _ => time_us,
-        };
         let rec = EventRec {
             user: self.names.intern(user),
             ip: self.names.intern(ip),
             action: self.actions.intern(action),
             data: self.data.intern(data),
+        };
+        self.push_rec(time_us, rec)
+    }
+
+    /// Appends `rec` at `time_us` or, when that is not after the last event, 1 µs after it.
+    fn push_rec(&mut self, time_us: i64, rec: EventRec) -> i64 {
+        let t = match self.times.last() {
+            Some(&last) if time_us <= last => last.saturating_add(1),
+            _ => time_us,
         };
         self.times.push(t);
         self.recs.push(rec);
@@ -128,20 +133,15 @@ impl EventLog {
         };
         if appending {
             for (t, r) in new {
-                let t = match self.times.last() {
-                    Some(&last) if t <= last => last.saturating_add(1),
-                    _ => t,
-                };
-                self.times.push(t);
-                self.recs.push(r);
+                self.push_rec(t, r);
             }
             return;
         }
         let old_t = std::mem::take(&mut self.times);
         let old_r = std::mem::take(&mut self.recs);
         let total = old_t.len() + new.len();
-        let mut times = Vec::with_capacity(total);
-        let mut recs = Vec::with_capacity(total);
+        self.times.reserve_exact(total);
+        self.recs.reserve_exact(total);
         let (mut i, mut j) = (0, 0);
         while i < old_t.len() || j < new.len() {
             let take_old = j >= new.len() || (i < old_t.len() && old_t[i] <= new[j].0);
@@ -152,15 +152,8 @@ impl EventLog {
                 j += 1;
                 new[j - 1]
             };
-            let t = match times.last() {
-                Some(&last) if t <= last => last.saturating_add(1),
-                _ => t,
-            };
-            times.push(t);
-            recs.push(r);
+            self.push_rec(t, r);
         }
-        self.times = times;
-        self.recs = recs;
     }
 }
 
@@ -288,22 +281,15 @@ fn default_tz() -> Tz {
 }
 
 pub(crate) fn parse_tz(s: &str) -> Result<Tz, SandboxError> {
-    s.parse::<Tz>().map_err(|e| SandboxError::Invalid {
-        field: "time_zone",
-        value: s.to_owned(),
-        reason: e.to_string(),
-    })
+    s.parse::<Tz>()
+        .map_err(|e| SandboxError::invalid("time_zone", s, e.to_string()))
 }
 
 impl Account {
     pub(crate) fn empty(spec: AccountSpec) -> Result<Self, SandboxError> {
         let tz = parse_tz(&spec.time_zone)?;
         if spec.provhash.is_empty() {
-            return Err(SandboxError::Invalid {
-                field: "provhash",
-                value: String::new(),
-                reason: "is empty".into(),
-            });
+            return Err(SandboxError::invalid("provhash", "", "is empty"));
         }
         Ok(Self {
             spec,
@@ -327,15 +313,15 @@ impl Account {
         self.tz = parse_tz(&self.spec.time_zone)?;
         // Readers index `recs` by positions in `times`.
         if self.events.times.len() != self.events.recs.len() {
-            return Err(SandboxError::Invalid {
-                field: "events",
-                value: format!(
+            return Err(SandboxError::invalid(
+                "events",
+                format!(
                     "{} times, {} records",
                     self.events.times.len(),
                     self.events.recs.len()
                 ),
-                reason: "the event log's times and records differ in length".into(),
-            });
+                "the event log's times and records differ in length",
+            ));
         }
         // Never trust a file: drop dangling group references.
         let n = self.groups.len() as u32;
@@ -357,13 +343,14 @@ impl Account {
     }
 
     pub(crate) fn info(&self) -> AccountInfo {
+        let invited = self.users.values().filter(|u| u.invited).count();
         AccountInfo {
             cid: self.spec.cid,
             provhash: self.spec.provhash.clone(),
             name: self.spec.name.clone(),
             time_zone: self.spec.time_zone.clone(),
-            users: self.users.values().filter(|u| !u.invited).count(),
-            invited: self.users.values().filter(|u| u.invited).count(),
+            users: self.users.len() - invited,
+            invited,
             groups: self.groups.len(),
             folders: self.folders.len(),
             events: self.events.len(),
@@ -376,6 +363,14 @@ impl Account {
 
     pub(crate) fn user_by_name(&self, username: &str) -> Option<&User> {
         self.user_id(username).and_then(|id| self.users.get(&id))
+    }
+
+    /// The username of user `id` (`""` when there is none).
+    pub(crate) fn username_of(&self, id: u64) -> String {
+        self.users
+            .get(&id)
+            .map(|u| u.username.clone())
+            .unwrap_or_default()
     }
 
     pub(crate) fn insert_user(&mut self, user: User) {

@@ -30,9 +30,7 @@ impl Reply {
 
     /// `{"status":"FAIL","error":"<msg>"}` (the string form).
     pub(crate) fn fail(msg: &str) -> Self {
-        let mut o = Out::with_capacity(64 + msg.len());
-        o.raw(r#"{"status":"FAIL","error":"#).str(msg).push(b'}');
-        Reply::Json(o.0)
+        Reply::Json(fail_body(msg))
     }
 
     /// `{"status":"FAIL","error":["<msg>"]}` (the array form of resetpassword).
@@ -43,9 +41,7 @@ impl Reply {
     }
 
     pub(crate) fn too_many(msg: &str) -> Self {
-        let mut o = Out::with_capacity(64 + msg.len());
-        o.raw(r#"{"status":"FAIL","error":"#).str(msg).push(b'}');
-        Reply::Status(StatusCode::TOO_MANY_REQUESTS, o.0)
+        Reply::Status(StatusCode::TOO_MANY_REQUESTS, fail_body(msg))
     }
 
     pub(crate) fn into_parts(self) -> (StatusCode, Vec<u8>) {
@@ -55,6 +51,12 @@ impl Reply {
             Reply::AuthError => (StatusCode::OK, AUTH_ERROR_BODY.to_vec()),
         }
     }
+}
+
+fn fail_body(msg: &str) -> Vec<u8> {
+    let mut o = Out::with_capacity(64 + msg.len());
+    o.raw(r#"{"status":"FAIL","error":"#).str(msg).push(b'}');
+    o.0
 }
 
 /// The request context commands see.
@@ -180,7 +182,7 @@ pub(crate) fn set_headers(resp: &mut Response, json_content_type: bool) {
     let ct = if json_content_type {
         "application/json"
     } else {
-        "text/xml;charset=UTF-8"
+        crate::faults::LASTPASS_CONTENT_TYPE
     };
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     for (name, value) in LASTPASS_HEADERS {
@@ -202,27 +204,22 @@ pub(crate) async fn handle(State(lp): State<LastPass>, req: Request) -> Response
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            let (_, body) = Reply::fail("Request body could not be read").into_parts();
-            let mut resp = Response::new(Body::from(body));
-            set_headers(&mut resp, lp.json_content_type());
-            return resp;
+    let (status, bytes) = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
+        Ok(body) => {
+            let lp = lp.clone();
+            // Heavy commands (a full 100k-user listing, a 10,000-event report) must not stall
+            // the runtime's worker threads for other connections.
+            tokio::task::spawn_blocking(move || lp.execute(&body, content_type.as_deref(), peer))
+                .await
+                .unwrap_or_else(|_| {
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        fail_body("Internal error"),
+                    )
+                })
         }
+        Err(_) => (StatusCode::OK, fail_body("Request body could not be read")),
     };
-    let lp2 = lp.clone();
-    // Heavy commands (a full 100k-user listing, a 10,000-event report) must not stall the
-    // runtime's worker threads for other connections.
-    let (status, bytes) =
-        tokio::task::spawn_blocking(move || lp2.execute(&body, content_type.as_deref(), peer))
-            .await
-            .unwrap_or_else(|_| {
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    br#"{"status":"FAIL","error":"Internal error"}"#.to_vec(),
-                )
-            });
     let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = status;
     set_headers(&mut resp, lp.json_content_type());
