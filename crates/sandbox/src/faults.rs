@@ -36,7 +36,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::lastpass::SandboxError;
+use crate::lastpass::{SandboxError, wire};
 
 /// The content type of every LastPass answer, JSON or not.
 pub const LASTPASS_CONTENT_TYPE: &str = "text/xml;charset=UTF-8";
@@ -629,60 +629,16 @@ pub struct Envelope {
     pub cid: Option<u64>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Scalar {
-    Num(u64),
-    Str(String),
-    Other(serde::de::IgnoredAny),
-}
-
-impl Scalar {
-    fn as_cid(&self) -> Option<u64> {
-        match self {
-            Scalar::Num(n) => Some(*n),
-            Scalar::Str(s) => s.trim().parse().ok(),
-            Scalar::Other(_) => None,
-        }
-    }
-    fn into_string(self) -> Option<String> {
-        match self {
-            Scalar::Str(s) => Some(s),
-            Scalar::Num(n) => Some(n.to_string()),
-            Scalar::Other(_) => None,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct JsonEnvelope {
-    cmd: Option<Scalar>,
-    cid: Option<Scalar>,
-}
-
-/// Reads `cmd` and `cid` from a LastPass request body (JSON or form-encoded).
+/// Reads `cmd` and `cid` from a LastPass request body (JSON or form-encoded) with the
+/// emulator's own parser, so a rule for `getuserdata` also catches `"GetUserData"`, and a JSON
+/// body sent as form data is seen as the JSON the emulator will run.
 pub fn parse_envelope(content_type: Option<&str>, body: &[u8]) -> Envelope {
-    let is_form = content_type.is_some_and(|ct| ct.contains("x-www-form-urlencoded"))
-        || body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{');
-    if is_form {
-        let mut env = Envelope::default();
-        if let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) {
-            for (k, v) in pairs {
-                match k.as_str() {
-                    "cmd" => env.cmd = Some(v),
-                    "cid" => env.cid = v.trim().parse().ok(),
-                    _ => {}
-                }
-            }
-        }
-        return env;
-    }
-    match serde_json::from_slice::<JsonEnvelope>(body) {
-        Ok(j) => Envelope {
-            cid: j.cid.as_ref().and_then(Scalar::as_cid),
-            cmd: j.cmd.and_then(Scalar::into_string),
+    match wire::decode_body(body, content_type) {
+        Some(top) => Envelope {
+            cmd: wire::cmd_of(&top),
+            cid: wire::cid_of(&top),
         },
-        Err(_) => Envelope::default(),
+        None => Envelope::default(),
     }
 }
 
@@ -894,6 +850,14 @@ mod tests {
         assert_eq!(e.cid, Some(5));
         assert_eq!(e.cmd.as_deref(), Some("getsfdata"));
         assert_eq!(parse_envelope(None, b"{nope"), Envelope::default());
+        // The same reading as the emulator's: a JSON body whatever the content type claims,
+        // `cmd` trimmed and lower-cased.
+        let e = parse_envelope(
+            Some("application/x-www-form-urlencoded"),
+            br#"{"cid":7,"cmd":" GetUserData "}"#,
+        );
+        assert_eq!(e.cid, Some(7));
+        assert_eq!(e.cmd.as_deref(), Some("getuserdata"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value, json};
 
 use super::state::{Account, Folder, Out, PushedSite, User, score_string};
-use super::wire::{Ctx, Reply, decode_body, flex_bool, flex_i64, shown};
+use super::wire::{Ctx, Reply, cid_of, cmd_of, decode_body, flex_bool, flex_i64, shown};
 use super::{FlagStyle, LastPass, reporting};
 
 const INITIATED: &str = "Initiated by API";
@@ -26,11 +26,7 @@ pub(crate) fn execute(
         }
         return Reply::fail("Invalid request: the body is not a JSON object or form data");
     };
-    let Some(cid) = top
-        .get("cid")
-        .and_then(flex_i64)
-        .and_then(|c| u64::try_from(c).ok())
-    else {
+    let Some(cid) = cid_of(&top) else {
         return Reply::AuthError;
     };
     let Some(provhash) = top.get("provhash").and_then(Value::as_str) else {
@@ -57,9 +53,8 @@ pub(crate) fn execute(
     };
     let null = Value::Null;
     let data = top.get("data").unwrap_or(&null);
-    let cmd = match top.get("cmd") {
-        Some(Value::String(s)) => s.trim().to_ascii_lowercase(),
-        _ => return Reply::fail("No command specified"),
+    let Some(cmd) = cmd_of(&top) else {
+        return Reply::fail("No command specified");
     };
     // A read command logs its audit event only when it answered OK; the read lock is released
     // before the write lock is taken.

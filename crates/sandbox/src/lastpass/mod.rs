@@ -9,7 +9,7 @@ mod persist;
 mod reporting;
 mod seed;
 mod state;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;

@@ -134,6 +134,22 @@ pub(crate) fn shown(v: &Value) -> String {
 }
 
 /// An integer in any of the forms clients send: number, numeric string, boolean.
+/// A request's `cid`, read as the handler reads it (number or numeric string). Shared with the
+/// fault layer so its rules, rate limit and counters see exactly what the emulator sees.
+pub(crate) fn cid_of(top: &Map<String, Value>) -> Option<u64> {
+    top.get("cid")
+        .and_then(flex_i64)
+        .and_then(|c| u64::try_from(c).ok())
+}
+
+/// A request's `cmd`, trimmed and lower-cased as the handler dispatches it.
+pub(crate) fn cmd_of(top: &Map<String, Value>) -> Option<String> {
+    match top.get("cmd") {
+        Some(Value::String(s)) => Some(s.trim().to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
 pub(crate) fn flex_i64(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n
