@@ -1,7 +1,7 @@
 //! Faithful, stateful emulators of the services lpbridge talks to, with deterministic seed data,
 //! simulated user activity, fault injection and a control API. The LastPass Enterprise API
-//! emulator lives in [`lastpass`]; later issues add the LastPass REST API, ConnectWise Manage and
-//! Datto Autotask beside it.
+//! emulator lives in [`lastpass`], ConnectWise Manage in [`connectwise`] and Datto Autotask in
+//! [`autotask`]; a later issue adds the LastPass REST API beside them.
 //!
 //! Everything is reached over HTTP, like the real services: [`server::spawn`] binds a port and
 //! returns a [`server::SandboxHandle`] with each service's base URL and credentials. Around the
@@ -10,8 +10,10 @@
 //! audit events) and [`cli`] (`lpbridge sandbox`: [`cli::SandboxArgs`] and [`cli::run`]).
 
 pub mod activity;
+pub mod autotask;
 pub mod cli;
 pub mod clock;
+pub mod connectwise;
 pub mod control;
 pub mod faults;
 pub mod lastpass;

@@ -22,7 +22,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::activity::{self, ActivityConfig};
+use crate::autotask::{self, Autotask, AutotaskConfig};
 use crate::clock::Clock;
+use crate::connectwise::{self, ConnectWise, ConnectWiseConfig};
 use crate::control::{self, ControlState};
 use crate::faults::{self, FaultConfig, Faults, Stats};
 use crate::lastpass::{AccountSpec, LastPass, LastPassConfig, SandboxError, SeedOptions};
@@ -85,6 +87,10 @@ pub struct SandboxConfig {
     /// Loaded at spawn if it exists (the `lastpass` config is then ignored), saved at shutdown.
     pub state_file: Option<PathBuf>,
     pub clock: Clock,
+    /// The ConnectWise Manage emulator, under `/cw`.
+    pub connectwise: ConnectWiseConfig,
+    /// The Autotask emulator, under `/autotask`.
+    pub autotask: AutotaskConfig,
 }
 
 impl Default for SandboxConfig {
@@ -96,6 +102,8 @@ impl Default for SandboxConfig {
             activity: None,
             state_file: None,
             clock: Clock::system(),
+            connectwise: ConnectWiseConfig::default(),
+            autotask: AutotaskConfig::default(),
         }
     }
 }
@@ -193,6 +201,8 @@ pub struct SandboxHandle {
     pub lastpass: LastPass,
     pub faults: Faults,
     pub clock: Clock,
+    pub connectwise: ConnectWise,
+    pub autotask: Autotask,
     state_file: Option<PathBuf>,
     shutdown_tx: watch::Sender<bool>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -222,6 +232,16 @@ impl SandboxHandle {
     /// `http://127.0.0.1:PORT/_sandbox`
     pub fn control_url(&self) -> String {
         format!("{}/_sandbox", self.base_url())
+    }
+
+    /// `http://127.0.0.1:PORT/cw`: the ConnectWise "site" (discovery and API below it).
+    pub fn connectwise_site(&self) -> String {
+        format!("{}/cw", self.base_url())
+    }
+
+    /// `http://127.0.0.1:PORT/autotask`: the Autotask discovery host (zone URLs point back here).
+    pub fn autotask_base(&self) -> String {
+        format!("{}/autotask", self.base_url())
     }
 
     /// The first account's cid and provhash.
@@ -255,6 +275,8 @@ impl SandboxHandle {
                 "provhash": first.map(|a| a.provhash.clone()),
                 "accounts": list,
             },
+            "connectwise": self.connectwise.services_json(&self.connectwise_site()),
+            "autotask": self.autotask.services_json(&self.autotask_base()),
             "control": self.control_url(),
         })
     }
@@ -315,11 +337,17 @@ impl Drop for SandboxHandle {
     }
 }
 
-/// The whole app: the LastPass surface behind the fault layer, and the control API under
-/// `/_sandbox`.
-pub fn app(state: ControlState) -> Router {
+/// The whole app: the LastPass surface behind the fault layer, the PSA emulators under `/cw`
+/// and `/autotask`, and the control API under `/_sandbox`.
+pub fn app(state: ControlState, cw: ConnectWise, at: Autotask) -> Router {
     let lastpass = faults::layer(state.lastpass.router(), state.faults.clone());
-    lastpass.nest("/_sandbox", control::router(state))
+    let control = control::router(state)
+        .nest("/connectwise", connectwise::control_router(cw.clone()))
+        .nest("/autotask", autotask::control_router(at.clone()));
+    lastpass
+        .nest("/cw", connectwise::router(cw))
+        .nest("/autotask", autotask::router(at))
+        .nest("/_sandbox", control)
 }
 
 /// Creates (or loads) the emulators, binds `config.listen` and serves until
@@ -370,7 +398,9 @@ pub async fn spawn(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         activity: config.activity.clone().unwrap_or_default(),
         state_file: config.state_file.clone(),
     };
-    let app = app(state);
+    let cw = ConnectWise::new(config.connectwise.clone());
+    let at = Autotask::new(config.autotask.clone());
+    let app = app(state, cw.clone(), at.clone());
     let mut rx = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         axum::serve(
@@ -393,6 +423,8 @@ pub async fn spawn(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         lastpass,
         faults,
         clock,
+        connectwise: cw,
+        autotask: at,
         state_file: config.state_file,
         shutdown_tx,
         server: Some(server),
