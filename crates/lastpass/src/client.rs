@@ -282,6 +282,51 @@ impl CommandClass {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Records every exchange when set (see [`Client::tapped`]); per clone, so one caller's
+    /// recording never sees another's calls.
+    tap: Option<Tap>,
+}
+
+/// One upstream exchange as recorded by a [`Tap`]: what StackOne calls a `raw` entry. The
+/// request body has the provisioning hash and every `password` replaced by `***`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RawCall {
+    pub method: &'static str,
+    pub url: String,
+    pub body: Value,
+    pub status: Option<u16>,
+    pub response: Value,
+}
+
+/// The exchanges made through a tapped client, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Tap(Arc<Mutex<Vec<RawCall>>>);
+
+impl Tap {
+    /// Everything recorded so far (and clears it).
+    pub fn take(&self) -> Vec<RawCall> {
+        std::mem::take(&mut *self.0.lock())
+    }
+}
+
+/// Recorded responses above this size are cut (a 2,000-user page is a few MB).
+const TAP_MAX_RESPONSE: usize = 1 << 20;
+
+/// `value` with every `provhash` and `password` member replaced by `***`, at any depth.
+fn redact_request(value: &mut Value) {
+    match value {
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                if k.eq_ignore_ascii_case("provhash") || k.eq_ignore_ascii_case("password") {
+                    *v = Value::String("***".into());
+                } else {
+                    redact_request(v);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact_request),
+        _ => {}
+    }
 }
 
 struct Inner {
@@ -609,11 +654,51 @@ impl Client {
                 update_email: TokenBucket::new(crate::UPDATE_EMAIL_PER_SEC as f64, 1.0),
                 stats: Mutex::new(CallStats::default()),
             }),
+            tap: None,
         })
     }
 
     pub fn cid(&self) -> Cid {
         self.inner.credentials.cid
+    }
+
+    /// The configured endpoint (the only URL this client ever calls).
+    pub fn endpoint(&self) -> &Url {
+        &self.inner.endpoint
+    }
+
+    /// A clone that records every exchange it makes into the returned [`Tap`], with secrets
+    /// redacted; the pool, limiter and counters stay shared.
+    pub fn tapped(&self) -> (Client, Tap) {
+        let tap = Tap::default();
+        (
+            Client {
+                inner: self.inner.clone(),
+                tap: Some(tap.clone()),
+            },
+            tap,
+        )
+    }
+
+    fn record(&self, body: &Bytes, status: Option<u16>, response: &[u8]) {
+        let Some(tap) = &self.tap else { return };
+        let mut request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        redact_request(&mut request);
+        let cut = &response[..response.len().min(TAP_MAX_RESPONSE)];
+        let text = String::from_utf8_lossy(cut);
+        let text = self.ctx("").scrub(&text);
+        let response = if cut.len() == response.len() {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        } else {
+            Value::String(format!("{text}… ({} bytes in all)", response.len()))
+        };
+        tap.0.lock().push(RawCall {
+            method: "POST",
+            url: self.inner.endpoint.to_string(),
+            body: request,
+            status,
+            response,
+        });
     }
 
     pub fn stats(&self) -> CallStats {
@@ -691,6 +776,7 @@ impl Client {
                 let ambiguous = !e.is_connect();
                 let message = self.ctx(cmd).scrub(&describe(&e));
                 tracing::debug!(cmd, ambiguous, error = %message, "LastPass request failed");
+                self.record(body, None, message.as_bytes());
                 return Attempt::Transport { message, ambiguous };
             }
         };
@@ -702,7 +788,9 @@ impl Client {
             .map(str::to_owned);
         let retry_after = parse_retry_after(resp.headers());
         match resp.bytes().await {
-            Ok(body) => {
+            Ok(answer) => {
+                self.record(body, Some(status), &answer);
+                let body = answer;
                 tracing::debug!(cmd, status, bytes = body.len(), "LastPass answer");
                 Attempt::Answer {
                     status,

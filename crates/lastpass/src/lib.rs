@@ -17,8 +17,8 @@ mod limiter;
 pub mod model;
 
 pub use client::{
-    CallStats, Client, ClientConfig, CommandClass, Credentials, DEFAULT_ENDPOINT, RawResponse,
-    RetryPolicy, parse_endpoint,
+    CallStats, Client, ClientConfig, CommandClass, Credentials, DEFAULT_ENDPOINT, RawCall,
+    RawResponse, RetryPolicy, Tap, parse_endpoint,
 };
 pub use error::Error;
 pub use lp_types::{Cid, Email, FolderId, GroupName, InvalidValue, Secret, UserId};

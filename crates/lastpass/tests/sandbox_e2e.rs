@@ -311,3 +311,31 @@ async fn unsafe_write_not_retried_after_ambiguous_failure() {
     assert_eq!(sb.stats().requests_for("resetpassword"), 4);
     sb.shutdown().await.unwrap();
 }
+
+/// `tapped()` records each exchange of that clone only, with the provisioning hash and
+/// passwords redacted from the request and the answer kept as JSON.
+#[tokio::test]
+async fn tapped_client_records_redacted_exchanges() {
+    let (sb, c) = start().await;
+    let provhash = sb.primary_account().provhash;
+    let (t, tap) = c.tapped();
+    t.get_user(&email("nobody@example.com")).await.unwrap();
+    let mut new = NewUser::new(email("tapped@example.com"));
+    new.password = Some(Secret::new("Sup3r-Secret-Pw!"));
+    t.batch_add(&[new]).await.unwrap();
+    // The untapped original records nothing into this tap.
+    c.get_user(&email("tapped@example.com")).await.unwrap();
+    let calls = tap.take();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    let all = serde_json::to_string(&calls).unwrap();
+    assert!(!all.contains(&provhash), "provhash leaked: {all}");
+    assert!(!all.contains("Sup3r-Secret-Pw!"), "password leaked: {all}");
+    assert_eq!(calls[0].method, "POST");
+    assert_eq!(calls[0].url, sb.lastpass_endpoint());
+    assert_eq!(calls[0].body["cmd"], "getuserdata");
+    assert_eq!(calls[0].body["provhash"], "***");
+    assert_eq!(calls[0].response, serde_json::json!({"Users": []}));
+    assert_eq!(calls[1].body["data"][0]["password"], "***");
+    assert_eq!(calls[1].status, Some(200));
+    assert!(tap.take().is_empty(), "take() clears");
+}
