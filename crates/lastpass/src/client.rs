@@ -234,6 +234,20 @@ pub struct CallStats {
     pub retries: u64,
     /// Requests per command name.
     pub by_cmd: std::collections::BTreeMap<String, u64>,
+    /// Requests per command and outcome: `ok` (2xx), `rate_limited` (429), `client_error`
+    /// (other 4xx), `server_error` (5xx) or `transport` (no HTTP answer).
+    pub by_outcome:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<&'static str, u64>>,
+}
+
+fn outcome_of(status: Option<u16>) -> &'static str {
+    match status {
+        None => "transport",
+        Some(200..=299) => "ok",
+        Some(429) => "rate_limited",
+        Some(400..=499) => "client_error",
+        Some(_) => "server_error",
+    }
 }
 
 /// A raw answer for `lpbridge api call`: status, content type and body as received.
@@ -680,7 +694,15 @@ impl Client {
         )
     }
 
-    fn record(&self, body: &Bytes, status: Option<u16>, response: &[u8]) {
+    fn record(&self, cmd: &str, body: &Bytes, status: Option<u16>, response: &[u8]) {
+        {
+            let mut s = self.inner.stats.lock();
+            *s.by_outcome
+                .entry(cmd.to_owned())
+                .or_default()
+                .entry(outcome_of(status))
+                .or_default() += 1;
+        }
         let Some(tap) = &self.tap else { return };
         let mut request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         redact_request(&mut request);
@@ -776,7 +798,7 @@ impl Client {
                 let ambiguous = !e.is_connect();
                 let message = self.ctx(cmd).scrub(&describe(&e));
                 tracing::debug!(cmd, ambiguous, error = %message, "LastPass request failed");
-                self.record(body, None, message.as_bytes());
+                self.record(cmd, body, None, message.as_bytes());
                 return Attempt::Transport { message, ambiguous };
             }
         };
@@ -789,7 +811,7 @@ impl Client {
         let retry_after = parse_retry_after(resp.headers());
         match resp.bytes().await {
             Ok(answer) => {
-                self.record(body, Some(status), &answer);
+                self.record(cmd, body, Some(status), &answer);
                 let body = answer;
                 tracing::debug!(cmd, status, bytes = body.len(), "LastPass answer");
                 Attempt::Answer {
@@ -800,18 +822,24 @@ impl Client {
                 }
             }
             // A refusal is a refusal even if its body was torn.
-            Err(_) if status == 429 || status == 503 => Attempt::Answer {
-                status,
-                content_type,
-                retry_after,
-                body: Bytes::new(),
-            },
-            Err(e) => Attempt::Transport {
-                message: self
-                    .ctx(cmd)
-                    .scrub(&format!("HTTP {status} answer cut short: {}", describe(&e))),
-                ambiguous: true,
-            },
+            Err(_) if status == 429 || status == 503 => {
+                self.record(cmd, body, Some(status), b"");
+                Attempt::Answer {
+                    status,
+                    content_type,
+                    retry_after,
+                    body: Bytes::new(),
+                }
+            }
+            Err(e) => {
+                self.record(cmd, body, Some(status), b"");
+                Attempt::Transport {
+                    message: self
+                        .ctx(cmd)
+                        .scrub(&format!("HTTP {status} answer cut short: {}", describe(&e))),
+                    ambiguous: true,
+                }
+            }
         }
     }
 
@@ -954,7 +982,7 @@ impl Client {
 
     /// A verifiable write: after an ambiguous failure, `verify` reads the state back; `Ok(true)`
     /// means the write is in effect (done), `Ok(false)` that it must be re-sent.
-    async fn verified_write<F, Fut>(
+    async fn verified_write<F>(
         &self,
         cmd: &str,
         data: &Value,
@@ -962,8 +990,9 @@ impl Client {
         verify: F,
     ) -> Result<(), Error>
     where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<bool, Error>>,
+        // Owned, boxed checks: a closure returning a borrowing future trips the compiler's
+        // higher-ranked `Send` check in callers such as axum handlers.
+        F: Fn() -> futures::future::BoxFuture<'static, Result<bool, Error>>,
     {
         let max = self.inner.retry.max_attempts;
         let mut round = 1;
@@ -1113,10 +1142,15 @@ impl Client {
     async fn existing_among(&self, users: &[&NewUser]) -> Result<HashSet<String>, Error> {
         let mut found = HashSet::new();
         if users.len() <= VERIFY_LOOKUP_MAX {
-            let mut checks = stream::iter(users.iter().map(|u| async move {
-                self.user_exists(&u.username)
-                    .await
-                    .map(|e| (u.username.folded().to_owned(), e))
+            // Owned e-mails and a cloned client: a closure over borrowed `&&NewUser` makes the
+            // future fail `Send` checks in callers (axum handlers) on today's compilers.
+            let emails: Vec<Email> = users.iter().map(|u| u.username.clone()).collect();
+            let mut checks = stream::iter(emails.into_iter().map(|email| {
+                let client = self.clone();
+                async move {
+                    let exists = client.user_exists(&email).await?;
+                    Ok::<_, Error>((email.folded().to_owned(), exists))
+                }
             }))
             .buffer_unordered(self.inner.max_concurrency);
             while let Some(r) = checks.next().await {
@@ -1232,13 +1266,16 @@ impl Client {
 
     pub async fn delete_user(&self, email: &Email, action: DeleteAction) -> Result<(), Error> {
         let data = json!({ "username": email.as_str(), "deleteaction": action.code() });
-        self.verified_write("deluser", &data, email.as_str(), || async move {
-            let user = self.get_user(email).await?;
-            Ok(match action {
-                DeleteAction::Deactivate => user.is_some_and(|u| u.disabled),
-                DeleteAction::Remove | DeleteAction::Delete | DeleteAction::Uninvite => {
-                    user.is_none() && !self.user_exists(email).await?
-                }
+        self.verified_write("deluser", &data, email.as_str(), || {
+            let (client, email) = (self.clone(), email.clone());
+            Box::pin(async move {
+                let user = client.get_user(&email).await?;
+                Ok(match action {
+                    DeleteAction::Deactivate => user.is_some_and(|u| u.disabled),
+                    DeleteAction::Remove | DeleteAction::Delete | DeleteAction::Uninvite => {
+                        user.is_none() && !client.user_exists(&email).await?
+                    }
+                })
             })
         })
         .await
@@ -1324,8 +1361,9 @@ impl Client {
         let data = json!({ "oldemail": old.as_str(), "newemail": new.as_str() });
         // The change completes when the user next logs in, so "in effect" can only be seen once
         // the new address is listed; otherwise re-sending sets the same pending change again.
-        self.verified_write("updateemail", &data, old.as_str(), || async move {
-            Ok(self.get_user(new).await?.is_some())
+        self.verified_write("updateemail", &data, old.as_str(), || {
+            let (client, new) = (self.clone(), new.clone());
+            Box::pin(async move { Ok(client.get_user(&new).await?.is_some()) })
         })
         .await
     }

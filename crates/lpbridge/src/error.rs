@@ -67,6 +67,25 @@ pub enum Error {
     Aborted,
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The store (database, connections, API keys). Never carries a secret.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The service refused the caller: no API key, or an unknown or revoked one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller's key may not do this (a read-only key on a write, a connection outside its
+    /// scope).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A request body over the service's limit.
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+}
+
+impl From<crate::crypto::CryptoError> for Error {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        Error::Store(e.into())
+    }
 }
 
 fn join_problems(problems: &[LineProblem]) -> String {
@@ -99,7 +118,12 @@ impl Error {
             | Error::Conflict(_)
             | Error::Config(_)
             | Error::Aborted
-            | Error::Io(_) => EXIT_ERROR,
+            | Error::Io(_)
+            | Error::Unauthorized(_)
+            | Error::Forbidden(_)
+            | Error::TooLarge { .. } => EXIT_ERROR,
+            Error::Store(crate::store::StoreError::Invalid(_)) => EXIT_USAGE,
+            Error::Store(_) => EXIT_ERROR,
         }
     }
 

@@ -18,11 +18,18 @@ macro_rules! note {
     }};
 }
 
+pub mod actions;
 pub mod admin;
 pub mod cli;
 pub mod connections;
+pub mod crypto;
 pub mod error;
+pub mod http;
 pub mod output;
 pub mod records;
+pub mod serve;
+pub mod snapshot;
+pub mod store;
+pub mod unified;
 
 pub use error::{Error, Result};

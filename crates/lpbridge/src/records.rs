@@ -244,6 +244,8 @@ pub struct ConnectionRecord {
     pub endpoint: String,
     pub auth_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users: Option<u64>,
@@ -256,6 +258,7 @@ impl Record for ConnectionRecord {
             "account",
             "endpoint",
             "auth_type",
+            "time_zone",
             "status",
             "users",
         ]
@@ -266,8 +269,70 @@ impl Record for ConnectionRecord {
             self.account.clone(),
             self.endpoint.clone(),
             self.auth_type.into(),
+            cell(&self.time_zone),
             cell(&self.status),
             cell(&self.users),
+        ]
+    }
+}
+
+/// `apikey list` (never the key itself).
+#[derive(Serialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    /// `read-only` or `read-write`.
+    pub access: &'static str,
+    /// `active` or `revoked`.
+    pub status: &'static str,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<crate::store::ApiKeyInfo> for ApiKeyRecord {
+    fn from(k: crate::store::ApiKeyInfo) -> Self {
+        Self {
+            access: if k.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            },
+            status: if k.is_revoked() { "revoked" } else { "active" },
+            id: k.id,
+            name: k.name,
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+}
+
+impl Record for ApiKeyRecord {
+    fn headers() -> &'static [&'static str] {
+        &[
+            "id",
+            "name",
+            "access",
+            "status",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        ]
+    }
+    fn row(&self) -> Vec<String> {
+        let t = |v: &Option<chrono::DateTime<chrono::Utc>>| {
+            v.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
+        };
+        vec![
+            self.id.clone(),
+            self.name.clone(),
+            self.access.into(),
+            self.status.into(),
+            t(&Some(self.created_at)),
+            t(&self.last_used_at),
+            t(&self.revoked_at),
         ]
     }
 }

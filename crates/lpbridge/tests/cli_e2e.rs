@@ -1,7 +1,7 @@
 //! End-to-end tests: the real `lpbridge` binary against an in-process sandbox on 127.0.0.1:0.
 //!
 //! Each test spawns its own sandbox (`sandbox::spawn`), runs the binary with
-//! `LPBRIDGE_ENDPOINT/CID/PROVHASH` and a temporary `LPBRIDGE_HOME`, and asserts on stdout, the
+//! `LPBRIDGE_ENDPOINT/CID/PROVHASH` and a temporary `LPBRIDGE_DATA_DIR`, and asserts on stdout, the
 //! exit code and the sandbox's state and request counters. No sleeps: every wait is on a child
 //! process or an HTTP answer.
 #![cfg(feature = "sandbox")]
@@ -88,7 +88,7 @@ impl Env {
         c.args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("LPBRIDGE_HOME", self.home.path())
+            .env("LPBRIDGE_DATA_DIR", self.home.path())
             .env("LPBRIDGE_ENDPOINT", self.sb.lastpass_endpoint())
             .env("LPBRIDGE_CID", self.cid.to_string())
             .env("LPBRIDGE_PROVHASH", &self.provhash)
@@ -994,8 +994,15 @@ async fn connection_profiles_are_encrypted_and_testable() {
     )
     .await
     .ok();
-    let raw = std::fs::read_to_string(env.home.path().join("connections.enc")).unwrap();
-    assert!(!raw.contains(&env.provhash));
+    // Nothing in the data dir (database, WAL, key file) holds the hash in the clear.
+    assert!(env.home.path().join("lpbridge.db").exists());
+    for entry in std::fs::read_dir(env.home.path()).unwrap() {
+        let raw = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !raw.windows(env.provhash.len())
+                .any(|w| w == env.provhash.as_bytes())
+        );
+    }
 
     let list = env
         .run_cmd(
@@ -1029,11 +1036,12 @@ async fn connection_profiles_are_encrypted_and_testable() {
     assert_eq!(users.stdout.lines().count(), 1);
 
     // A wrong master key fails cleanly.
-    let mut c = profile_cmd(&["connection", "list"]);
+    let mut c = profile_cmd(&["connection", "test", "prod"]);
     c.env("LPBRIDGE_MASTER_KEY", "ab".repeat(32));
     let o = env.run_cmd(c, None).await;
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("wrong master key"), "{}", o.stderr);
+    assert!(o.stderr.contains("LPBRIDGE_MASTER_KEY"), "{}", o.stderr);
 
     // A bad provhash: authentication error, exit 1, secret not echoed.
     env.run_cmd(
@@ -1666,14 +1674,14 @@ async fn trace_logs_never_carry_the_provisioning_hash() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_profile_store_is_refused_with_a_message() {
+async fn a_damaged_store_or_wrong_key_is_refused_with_a_message() {
     let env = spawn_env().await;
     let profile_cmd = |args: &[&str]| {
         let mut c = env.command(args);
         c.env_remove("LPBRIDGE_CID").env_remove("LPBRIDGE_PROVHASH");
         c
     };
-    let store = env.home.path().join("connections.enc");
+    let db = env.home.path().join("lpbridge.db");
     let cid = env.cid.to_string();
     let add = |args: &[&str]| {
         let mut a = vec![
@@ -1688,38 +1696,17 @@ async fn a_damaged_profile_store_is_refused_with_a_message() {
         profile_cmd(&a)
     };
     env.run_cmd(add(&[]), Some(&env.provhash)).await.ok();
-    let good = std::fs::read_to_string(&store).unwrap();
-    for (what, body, expect) in [
-        (
-            "truncated",
-            good[..good.len() / 2].to_owned(),
-            "not a connection store",
-        ),
-        ("empty", String::new(), "not a connection store"),
-        (
-            "future",
-            good.replace("\"version\": 1", "\"version\": 9"),
-            "newer lpbridge",
-        ),
-    ] {
-        std::fs::write(&store, &body).unwrap();
-        let o = env
-            .run_cmd(profile_cmd(&["connection", "list"]), None)
-            .await;
-        assert_eq!(o.code, 1, "{what}: {}", o.stderr);
-        assert!(o.stderr.contains(expect), "{what}: {}", o.stderr);
-        assert!(o.stderr.contains("connections.enc"), "{what}: {}", o.stderr);
-    }
-    // The wrong key: refused, and the store is left untouched (no half-applied add).
-    std::fs::write(&store, &good).unwrap();
+    // The wrong key: refused, and the stored connection is left untouched.
     let mut c = add(&["--overwrite"]);
     c.env("LPBRIDGE_MASTER_KEY", "ab".repeat(32));
     let o = env.run_cmd(c, Some(&env.provhash)).await;
     assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(o.stderr.contains("wrong master key"), "{}", o.stderr);
     assert!(!o.stderr.contains(&env.provhash));
-    assert_eq!(std::fs::read_to_string(&store).unwrap(), good);
-    let mut c = profile_cmd(&["connection", "list"]);
+    env.run_cmd(profile_cmd(&["connection", "test", "prod"]), None)
+        .await
+        .ok();
+    let mut c = profile_cmd(&["connection", "test", "prod"]);
     c.env("LPBRIDGE_MASTER_KEY", "short");
     let o = env.run_cmd(c, None).await;
     assert_eq!(o.code, 1, "{}", o.stderr);
@@ -1732,4 +1719,340 @@ async fn a_damaged_profile_store_is_refused_with_a_message() {
         .await
         .ok();
     assert_eq!(list.json()[0]["name"], "prod");
+    // A file that is not a database: a message naming it, exit 1.
+    for f in ["lpbridge.db-wal", "lpbridge.db-shm"] {
+        let _ = std::fs::remove_file(env.home.path().join(f));
+    }
+    std::fs::write(
+        &db,
+        b"this is not a database, just some text long enough to matter",
+    )
+    .unwrap();
+    let o = env
+        .run_cmd(profile_cmd(&["connection", "list"]), None)
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("lpbridge.db"), "{}", o.stderr);
+}
+
+// ---- the store: connections and API keys ---------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_with_env_credentials_create_no_store() {
+    let env = spawn_env().await;
+    let data = env.home.path().join("fresh");
+    let mut c = env.command(&["users", "list", "--limit", "1", "--format", "jsonl"]);
+    c.env("LPBRIDGE_DATA_DIR", &data);
+    let o = env.run_cmd(c, None).await.ok();
+    assert_eq!(o.stdout.lines().count(), 1);
+    // Listing an absent store reads nothing and creates nothing either.
+    let mut c = env.command(&["connection", "list", "--format", "json"]);
+    c.env("LPBRIDGE_DATA_DIR", &data);
+    let o = env.run_cmd(c, None).await.ok();
+    assert_eq!(o.json(), serde_json::json!([]));
+    let mut c = env.command(&["apikey", "list", "--format", "json"]);
+    c.env("LPBRIDGE_DATA_DIR", &data);
+    env.run_cmd(c, None).await.ok();
+    assert!(!data.exists(), "no data dir was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_add_list_update_remove_on_the_store() {
+    let env = spawn_env().await;
+    let cmd = |args: &[&str]| {
+        let mut c = env.command(args);
+        c.env_remove("LPBRIDGE_CID")
+            .env_remove("LPBRIDGE_PROVHASH")
+            .env_remove("LPBRIDGE_ENDPOINT");
+        c
+    };
+    let endpoint = env.sb.lastpass_endpoint();
+    let cid = env.cid.to_string();
+    let saved = env
+        .run_cmd(
+            cmd(&[
+                "connection",
+                "add",
+                "acme",
+                "--cid",
+                &cid,
+                "--endpoint",
+                &endpoint,
+                "--time-zone",
+                "Europe/Berlin",
+                "--provhash-stdin",
+                "--format",
+                "json",
+            ]),
+            Some(&env.provhash),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(saved["status"], "saved");
+    assert_eq!(saved["time_zone"], "Europe/Berlin");
+    // A second add of the same name is refused before reading the hash (exit 2).
+    let o = env
+        .run_cmd(
+            cmd(&[
+                "connection",
+                "add",
+                "acme",
+                "--cid",
+                &cid,
+                "--provhash-stdin",
+            ]),
+            Some("x"),
+        )
+        .await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("--overwrite"), "{}", o.stderr);
+    // Names travel in headers: refused with the field and the value.
+    let o = env
+        .run_cmd(
+            cmd(&[
+                "connection",
+                "add",
+                "a b",
+                "--cid",
+                &cid,
+                "--provhash-stdin",
+            ]),
+            Some("x"),
+        )
+        .await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("invalid connection \"a b\""),
+        "{}",
+        o.stderr
+    );
+
+    // update: a wrong hash breaks `test`; the right one repairs it.
+    env.run_cmd(
+        cmd(&["connection", "update", "acme", "--provhash-stdin"]),
+        Some("not-the-hash"),
+    )
+    .await
+    .ok();
+    let o = env
+        .run_cmd(cmd(&["connection", "test", "acme"]), None)
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let updated = env
+        .run_cmd(
+            cmd(&[
+                "connection",
+                "update",
+                "acme",
+                "--provhash-stdin",
+                "--clear-time-zone",
+                "--format",
+                "json",
+            ]),
+            Some(&env.provhash),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(updated["status"], "updated");
+    assert!(updated.get("time_zone").is_none(), "{updated}");
+    env.run_cmd(cmd(&["connection", "test", "acme"]), None)
+        .await
+        .ok();
+    // --endpoint on update moves the connection.
+    env.run_cmd(
+        cmd(&[
+            "connection",
+            "update",
+            "acme",
+            "--endpoint",
+            "http://127.0.0.1:9/enterpriseapi.php",
+        ]),
+        None,
+    )
+    .await
+    .ok();
+    let list = env
+        .run_cmd(cmd(&["connection", "list", "--format", "json"]), None)
+        .await
+        .ok()
+        .json();
+    assert_eq!(list[0]["endpoint"], "http://127.0.0.1:9/enterpriseapi.php");
+    assert_eq!(list[0]["account"], cid.as_str());
+    // Bad updates.
+    let o = env
+        .run_cmd(cmd(&["connection", "update", "acme"]), None)
+        .await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("nothing to update"), "{}", o.stderr);
+    let o = env
+        .run_cmd(
+            cmd(&[
+                "connection",
+                "update",
+                "acme",
+                "--time-zone",
+                "Mars/Olympus",
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("Mars/Olympus"), "{}", o.stderr);
+    let o = env
+        .run_cmd(
+            cmd(&["connection", "update", "nope", "--time-zone", "UTC"]),
+            None,
+        )
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("no connection named \"nope\""),
+        "{}",
+        o.stderr
+    );
+
+    // Table and CSV listings carry no secret.
+    for format in ["table", "csv"] {
+        let o = env
+            .run_cmd(cmd(&["connection", "list", "--format", format]), None)
+            .await
+            .ok();
+        assert!(o.stdout.contains("acme"), "{}", o.stdout);
+        assert!(!o.stdout.contains(&env.provhash));
+    }
+    env.run_cmd(cmd(&["connection", "remove", "acme"]), None)
+        .await
+        .ok();
+    let list = env
+        .run_cmd(cmd(&["connection", "list", "--format", "json"]), None)
+        .await
+        .ok()
+        .json();
+    assert_eq!(list, serde_json::json!([]));
+
+    // The older LPBRIDGE_HOME still names the data dir.
+    let home = env.home.path().join("legacy-home");
+    let mut c = cmd(&[
+        "connection",
+        "add",
+        "h",
+        "--cid",
+        &cid,
+        "--endpoint",
+        &endpoint,
+        "--provhash-stdin",
+    ]);
+    c.env_remove("LPBRIDGE_DATA_DIR")
+        .env("LPBRIDGE_HOME", &home);
+    env.run_cmd(c, Some(&env.provhash)).await.ok();
+    assert!(home.join("lpbridge.db").exists());
+    assert!(home.join("master.key").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apikey_create_prints_only_the_key_and_list_revoke_work() {
+    let env = spawn_env().await;
+    let o = env.run(&["apikey", "create"]).await.ok();
+    let key = o.stdout.strip_suffix('\n').expect("one line").to_owned();
+    assert!(!key.contains('\n'), "{:?}", o.stdout);
+    let parts: Vec<&str> = key.splitn(3, '_').collect();
+    assert_eq!(parts.len(), 3, "{key}");
+    assert_eq!(parts[0], "lpb");
+    assert_eq!(parts[1].len(), 12);
+    assert!(
+        parts[1]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    );
+    assert!(parts[2].len() >= 32 && parts[2].bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert!(o.stderr.contains("shown only once"), "{}", o.stderr);
+    assert!(
+        !o.stderr.contains(parts[2]),
+        "the secret is not repeated on stderr"
+    );
+    let id = parts[1].to_owned();
+
+    let ro = env
+        .run(&["apikey", "create", "--read-only", "--name", "dashboard"])
+        .await
+        .ok();
+    let ro_key = ro.stdout.trim().to_owned();
+
+    // What `serve` would do: verify against the same data dir.
+    let store = lpbridge::store::Store::open_with(
+        lpbridge::store::StoreConfig::new(None, env.home.path()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let info = store.verify_api_key(&key).await.unwrap().unwrap();
+    assert_eq!(info.id, id);
+    assert!(!info.read_only);
+    assert!(
+        store
+            .verify_api_key(&ro_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .read_only
+    );
+
+    let list = env.ok_json(&["apikey", "list", "--format", "json"]).await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["name"], "cli");
+    assert_eq!(list[0]["access"], "read-write");
+    assert_eq!(list[0]["status"], "active");
+    assert_eq!(list[1]["name"], "dashboard");
+    assert_eq!(list[1]["access"], "read-only");
+    for format in ["json", "table", "csv"] {
+        let o = env.run(&["apikey", "list", "--format", format]).await.ok();
+        assert!(o.stdout.contains("dashboard"), "{}", o.stdout);
+        assert!(!o.stdout.contains(parts[2]), "{format} shows no secret");
+    }
+
+    let o = env.run(&["apikey", "revoke", &id]).await.ok();
+    assert!(o.stderr.contains(&id), "{}", o.stderr);
+    assert_eq!(
+        store.verify_api_key(&key).await.unwrap(),
+        None,
+        "refused at once"
+    );
+    let list = env.ok_json(&["apikey", "list", "--format", "json"]).await;
+    assert_eq!(list[0]["status"], "revoked");
+    assert!(list[0]["revoked_at"].is_string());
+    let o = env.run(&["apikey", "revoke", &id]).await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("no active API key"), "{}", o.stderr);
+    // A whole key given by mistake revokes it without echoing the secret.
+    let o = env.run(&["apikey", "revoke", &ro_key]).await.ok();
+    assert!(!o.stderr.contains(&ro_key[17..]), "{}", o.stderr);
+    assert_eq!(store.verify_api_key(&ro_key).await.unwrap(), None);
+    let o = env.run(&["apikey", "create", "--name", " "]).await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("invalid name"), "{}", o.stderr);
+    store.close().await;
+
+    // The same works on a database named by URL.
+    let db = env.home.path().join("other").join("keys.db");
+    let url = format!("sqlite://{}", db.display());
+    let o = env
+        .run(&["--database-url", &url, "apikey", "create"])
+        .await
+        .ok();
+    assert!(o.stdout.trim().starts_with("lpb_"));
+    assert!(db.exists());
+    let o = env
+        .run(&[
+            "--database-url",
+            "mysql://u:hunter2@127.0.0.1/x",
+            "apikey",
+            "list",
+        ])
+        .await;
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("invalid database URL"), "{}", o.stderr);
+    assert!(!o.stderr.contains("hunter2"), "{}", o.stderr);
 }

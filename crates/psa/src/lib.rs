@@ -11,6 +11,8 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+pub mod autotask;
+pub mod connectwise;
 pub mod error;
 pub use error::{Error, ErrorKind, Result};
 

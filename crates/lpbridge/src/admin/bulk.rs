@@ -2,8 +2,6 @@
 //! user for these, so they run with bounded concurrency (the client caps requests in flight) and
 //! report one [`ItemResult`] per address, in input order.
 
-use std::future::Future;
-
 use futures::StreamExt;
 use lastpass::{Client, DeleteAction, Email, ToggleOutcome};
 
@@ -61,46 +59,58 @@ impl UserOp {
 
 /// Runs `op` for every address, `CONCURRENCY` at a time, results in input order.
 pub async fn run_user_op(client: &Client, op: UserOp, emails: &[Email]) -> Vec<ItemResult> {
-    for_each(
-        emails,
-        op.name(),
-        op.is_unsafe_write(),
-        |email| async move {
+    for_each(emails, op.name(), op.is_unsafe_write(), |email| {
+        let client = client.clone();
+        Box::pin(async move {
             match op {
-                UserOp::Delete(action) => client.delete_user(email, action).await,
-                UserOp::Reinvite => client.reinvite_user(email).await,
-                UserOp::ResetPassword => client.reset_password(email).await,
-                UserOp::RequirePasswordChange => client.require_password_change(email).await,
-                UserOp::DisableMfa => client.disable_multifactor(email).await,
+                UserOp::Delete(action) => client.delete_user(&email, action).await,
+                UserOp::Reinvite => client.reinvite_user(&email).await,
+                UserOp::ResetPassword => client.reset_password(&email).await,
+                UserOp::RequirePasswordChange => client.require_password_change(&email).await,
+                UserOp::DisableMfa => client.disable_multifactor(&email).await,
             }
-        },
-    )
+        })
+    })
     .await
 }
+
+/// One item's call: owned and boxed, so callers' futures stay `Send` (a closure returning a
+/// future that borrows trips the compiler's higher-ranked `Send` check inside axum handlers).
+pub type ItemFuture = futures::future::BoxFuture<'static, Result<(), lastpass::Error>>;
 
 /// Applies `f` to every address with bounded concurrency. With `unsafe_write`, a failure that may
 /// have been applied anyway (the request reached LastPass but the answer was lost or garbled)
 /// says so: the change was not retried, and running it again may repeat it.
-pub async fn for_each<'a, F, Fut>(
-    emails: &'a [Email],
+pub async fn for_each<F>(
+    emails: &[Email],
     action: &str,
     unsafe_write: bool,
     f: F,
 ) -> Vec<ItemResult>
 where
-    F: Fn(&'a Email) -> Fut,
-    Fut: Future<Output = Result<(), lastpass::Error>> + 'a,
+    F: Fn(Email) -> ItemFuture,
 {
-    futures::stream::iter(emails.iter().map(|e| {
-        let fut = f(e);
-        async move { (e, fut.await) }
-    }))
-    .buffered(CONCURRENCY)
-    .map(|(email, res)| {
-        ItemResult::for_email(email, action, res.err().map(|e| describe(&e, unsafe_write)))
-    })
-    .collect()
-    .await
+    // Built up front as boxed futures, so the stream's type holds no closure.
+    let calls: Vec<futures::future::BoxFuture<'static, (Email, Result<(), lastpass::Error>)>> =
+        emails
+            .iter()
+            .map(|e| {
+                let (email, call) = (e.clone(), f(e.clone()));
+                Box::pin(async move { (email, call.await) })
+                    as futures::future::BoxFuture<'static, _>
+            })
+            .collect();
+    futures::stream::iter(calls)
+        .buffered(CONCURRENCY)
+        .map(|(email, res)| {
+            ItemResult::for_email(
+                &email,
+                action,
+                res.err().map(|e| describe(&e, unsafe_write)),
+            )
+        })
+        .collect()
+        .await
 }
 
 /// An error message for the per-item report; see [`for_each`] for `unsafe_write`.

@@ -65,7 +65,7 @@ impl UserFilter {
 pub async fn list_users(
     client: &Client,
     filter: &UserFilter,
-    sink: &mut dyn FnMut(UserRecord) -> Result<()>,
+    sink: &mut (dyn FnMut(UserRecord) -> Result<()> + Send),
 ) -> Result<()> {
     let mut sent = 0u64;
     let full = |sent: u64| filter.limit.is_some_and(|l| sent >= l);

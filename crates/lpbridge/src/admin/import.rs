@@ -270,7 +270,7 @@ pub async fn build_plan(
 pub async fn apply(
     client: &Client,
     plan: ImportPlan,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> Vec<ItemResult> {
     let mut by_line: HashMap<u64, ItemResult> = HashMap::new();
     let mut fatal: Option<String> = None;

@@ -1,37 +1,46 @@
 //! The `lpbridge` command line: clap definitions per area, parsing and formatting only. The
-//! behaviour lives in [`crate::admin`], [`crate::connections`] and the `lastpass` client.
+//! behaviour lives in [`crate::admin`], [`crate::connections`], [`crate::store`] and the
+//! `lastpass` client.
 
 mod api;
+mod apikey;
 mod connection;
 mod events;
 mod folders;
 mod groups;
 mod sandbox;
+mod serve;
 mod sites;
 mod users;
 
 use std::io::{BufWriter, IsTerminal, Stdout, Write};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use clap::{Args, Parser, Subcommand};
 use lastpass::{Client, ClientConfig};
 use lp_types::{ConnectionId, Email, Secret};
 
+use crate::connections::StoreLocation;
 use crate::error::{Error, Result};
 use crate::output::Format;
+use crate::store::{DatabaseUrl, Store};
 
 const AFTER_LONG_HELP: &str = "\
 CREDENTIALS (first match wins):
-  1. --connection NAME on the command line: that stored profile.
+  1. --connection NAME on the command line: that stored connection.
   2. LPBRIDGE_CID and LPBRIDGE_PROVHASH in the environment (endpoint from --endpoint,
      else LPBRIDGE_ENDPOINT, else https://lastpass.com/enterpriseapi.php).
-  3. LPBRIDGE_CONNECTION in the environment: that stored profile.
-  4. The stored profile named `default`, or the only stored profile.
+  3. LPBRIDGE_CONNECTION in the environment: that stored connection.
+  4. The stored connection named `default`, or the only stored connection.
   --endpoint always overrides the endpoint of the chosen credentials.
 
-PROFILES are encrypted at rest (ChaCha20-Poly1305) in LPBRIDGE_HOME (default: the platform
-config dir) with the key from LPBRIDGE_MASTER_KEY (32 bytes, base64 or hex) or a generated
-0600 key file next to them.
+STORE: connections and API keys live in a database: SQLite at <data dir>/lpbridge.db by
+default, or PostgreSQL with --database-url postgres://… (LPBRIDGE_DATABASE_URL). The data dir
+is --data-dir (LPBRIDGE_DATA_DIR, or LPBRIDGE_HOME), default the platform data dir.
+Provisioning hashes are encrypted at rest (ChaCha20-Poly1305) with the key from
+LPBRIDGE_MASTER_KEY (32 bytes, base64 or hex) or a generated 0600 key file
+<data dir>/master.key; replicas sharing a PostgreSQL database need the same key.
 
 OUTPUT: --format table|json|jsonl|csv; JSON when stdout is not a terminal, a table when it is.
 Passwords and provisioning hashes are never taken from arguments and never printed.
@@ -60,9 +69,23 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Stored connection profile to use (or LPBRIDGE_CONNECTION).
+    /// Stored connection to use (or LPBRIDGE_CONNECTION).
     #[arg(long, global = true, value_name = "NAME")]
     pub connection: Option<ConnectionId>,
+    /// Directory for the SQLite database and the master key file (LPBRIDGE_HOME is also
+    /// read) [default: the platform data dir, e.g. ~/.local/share/lpbridge].
+    #[arg(long, global = true, env = "LPBRIDGE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database for connections and API keys: postgres://USER[:PASSWORD]@HOST/DB, or
+    /// sqlite://PATH [default: SQLite at <data dir>/lpbridge.db].
+    #[arg(
+        long,
+        global = true,
+        env = "LPBRIDGE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<Secret>,
     /// Enterprise API endpoint URL (overrides the profile's / LPBRIDGE_ENDPOINT).
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint: Option<url::Url>,
@@ -105,12 +128,18 @@ fn parse_rate(s: &str) -> std::result::Result<f64, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Manage stored, encrypted connection profiles.
+    /// Manage stored connections (LastPass accounts; provisioning hashes encrypted at rest).
     #[command(
         subcommand,
         after_help = "Example:\n  lpbridge connection add prod --cid 8771312 --provhash-stdin < provhash.txt\n  lpbridge connection test prod"
     )]
     Connection(connection::ConnectionCmd),
+    /// Manage API keys for `lpbridge serve` (hashed at rest; read-only or read-write).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  KEY=$(lpbridge apikey create --read-only --name dashboard)\n  lpbridge apikey list --format table"
+    )]
+    Apikey(apikey::ApikeyCmd),
     /// List, look up, invite, import, update and remove users.
     #[command(
         subcommand,
@@ -153,6 +182,12 @@ pub enum Command {
         after_help = "Example:\n  lpbridge sandbox --listen 127.0.0.1:0 --users 500 --fault 'getuserdata:429:0.1'"
     )]
     Sandbox(sandbox::SandboxCmd),
+    /// Run the service: unified IAM REST API, actions and passthrough over the stored
+    /// connections, authenticated with API keys.
+    #[command(
+        after_help = "Example:\n  lpbridge serve --listen 127.0.0.1:8080\n  lpbridge --database-url postgres://lpbridge@db/lpbridge serve"
+    )]
+    Serve(serve::ServeArgs),
 }
 
 /// What every command gets: the global flags, the resolved format, and a lazily built client.
@@ -160,6 +195,7 @@ pub struct Ctx {
     pub global: GlobalArgs,
     pub format: Format,
     client: OnceLock<Built>,
+    store: tokio::sync::OnceCell<Store>,
 }
 
 /// The client and where its credentials came from (resolved once per run).
@@ -177,6 +213,39 @@ impl Ctx {
             global,
             format,
             client: OnceLock::new(),
+            store: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Where the store is (`--data-dir`, `--database-url` and their environment variables);
+    /// nothing is opened or created.
+    pub fn location(&self) -> Result<StoreLocation> {
+        let database_url = match &self.global.database_url {
+            Some(u) if !u.expose().trim().is_empty() => Some(DatabaseUrl::parse(u.expose())?),
+            _ => None,
+        };
+        Ok(StoreLocation {
+            data_dir: self.global.data_dir.clone(),
+            database_url,
+        })
+    }
+
+    /// The store, opened (created and migrated when needed) on first use.
+    pub async fn store(&self) -> Result<&Store> {
+        self.store
+            .get_or_try_init(|| async { self.location()?.open().await })
+            .await
+    }
+
+    /// The store if it exists already (a missing SQLite file is not created): for commands that
+    /// only read or delete.
+    pub async fn existing_store(&self) -> Result<Option<&Store>> {
+        if let Some(s) = self.store.get() {
+            return Ok(Some(s));
+        }
+        match self.location()?.open_existing().await? {
+            Some(s) => Ok(Some(self.store.get_or_init(|| async { s }).await)),
+            None => Ok(None),
         }
     }
 
@@ -191,10 +260,12 @@ impl Ctx {
         if let Some(b) = self.client.get() {
             return Ok(b);
         }
-        let (creds, endpoint, source) = crate::connections::resolve_credentials(
+        let location = self.location()?;
+        let (creds, endpoint, source) = block_on_aside(crate::connections::resolve_credentials(
+            &location,
             self.global.connection.as_ref(),
             self.global.endpoint.as_ref(),
-        )?;
+        ))??;
         let mut config = ClientConfig::new(creds).with_endpoint(endpoint.clone());
         let g = &self.global;
         if let Some(rps) = g.rate_limit {
@@ -246,6 +317,28 @@ impl Ctx {
             _ => Err(Error::Aborted),
         }
     }
+}
+
+/// Runs `fut` to completion on a runtime of its own, on a scoped thread: lets the synchronous
+/// [`Ctx::built`] read the store (async) from inside the CLI's runtime without blocking it in
+/// place. Whatever `fut` opens (a store pool) must not outlive it.
+fn block_on_aside<F>(fut: F) -> Result<F::Output>
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(fut))
+        });
+        match handle.join() {
+            Ok(out) => out.map_err(Error::from),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
 
 /// Reads a secret: all of stdin (trailing newline removed) with `from_stdin`, else a hidden
@@ -352,6 +445,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx::new(cli.global);
     let result = match cli.command {
         Command::Connection(c) => connection::run(&ctx, c).await,
+        Command::Apikey(c) => apikey::run(&ctx, c).await,
         Command::Users(c) => users::run(&ctx, c).await,
         Command::Groups(c) => groups::run(&ctx, c).await,
         Command::Folders(c) => folders::run(&ctx, c).await,
@@ -359,7 +453,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Events(c) => events::run(&ctx, c).await,
         Command::Api(c) => api::run(&ctx, c).await,
         Command::Sandbox(c) => sandbox::run(c).await,
+        Command::Serve(a) => serve::run(&ctx, a).await,
     };
+    if let Some(store) = ctx.store.get() {
+        store.close().await;
+    }
     if ctx.global.verbose > 0
         && let Some(client) = ctx.built_client()
     {

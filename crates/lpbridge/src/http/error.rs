@@ -1,0 +1,165 @@
+//! The one mapping from [`crate::Error`] to an HTTP status and a StackOne-shaped body:
+//! `{statusCode, message, timestamp, errorCode, data{statusCode, message, headers},
+//! provider_errors[]}`. Internal causes (database, I/O) are logged, never sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::store::StoreError;
+
+/// An error on its way out of a handler.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl<E: Into<Error>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+/// What the body says about an upstream (LastPass) failure.
+fn provider_error(status: u16, e: &lastpass::Error) -> Value {
+    json!({ "status": status, "url": null, "raw": { "error": e.to_string() }, "headers": {} })
+}
+
+/// Status, machine code, message, provider errors and `Retry-After` for an error.
+pub fn classify(e: &Error) -> (StatusCode, &'static str, String, Vec<Value>, Option<u64>) {
+    use lastpass::Error as Lp;
+    let msg = e.to_string();
+    match e {
+        Error::Usage(_) | Error::Invalid(_) | Error::InvalidFile { .. } => (
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            msg,
+            vec![],
+            None,
+        ),
+        Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized", msg, vec![], None),
+        Error::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", msg, vec![], None),
+        Error::TooLarge { .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            msg,
+            vec![],
+            None,
+        ),
+        Error::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound", msg, vec![], None),
+        Error::Conflict(_) => (StatusCode::CONFLICT, "Conflict", msg, vec![], None),
+        Error::Partial { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "PartialFailure",
+            msg,
+            vec![],
+            None,
+        ),
+        Error::Store(StoreError::Invalid(_)) => (
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            msg,
+            vec![],
+            None,
+        ),
+        Error::Store(StoreError::NotFound { .. }) => {
+            (StatusCode::NOT_FOUND, "NotFound", msg, vec![], None)
+        }
+        Error::Store(StoreError::Conflict { .. }) => {
+            (StatusCode::CONFLICT, "Conflict", msg, vec![], None)
+        }
+        Error::LastPass(lp) => {
+            let (status, code, upstream, retry) = match lp {
+                Lp::InvalidInput(_) => (StatusCode::BAD_REQUEST, "ValidationError", 0, None),
+                Lp::Auth => (
+                    StatusCode::UNAUTHORIZED,
+                    "ProviderAuthenticationError",
+                    200,
+                    None,
+                ),
+                Lp::UnknownUser { .. } => (StatusCode::NOT_FOUND, "NotFound", 200, None),
+                Lp::Partial { .. } => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "ProviderPartialFailure",
+                    200,
+                    None,
+                ),
+                Lp::Failed { .. } => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "ProviderRejected",
+                    200,
+                    None,
+                ),
+                Lp::RateLimited { retry_after, .. } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "ProviderRateLimited",
+                    429,
+                    Some(retry_after.map_or(1, |d| d.as_secs().max(1))),
+                ),
+                Lp::Upstream { status, .. } => {
+                    (StatusCode::BAD_GATEWAY, "ProviderError", *status, None)
+                }
+                Lp::Transport { .. } => (StatusCode::BAD_GATEWAY, "ProviderUnreachable", 0, None),
+                Lp::Decode { .. } => (StatusCode::BAD_GATEWAY, "ProviderBadResponse", 200, None),
+                Lp::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", 0, None),
+            };
+            let providers = if upstream > 0 {
+                vec![provider_error(upstream, lp)]
+            } else {
+                vec![]
+            };
+            (status, code, msg, providers, retry)
+        }
+        Error::Config(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ConfigurationError",
+            msg,
+            vec![],
+            None,
+        ),
+        // Database and I/O details stay in the log.
+        Error::Store(_) | Error::Io(_) | Error::Aborted => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "internal error (see the service log)".into(),
+            vec![],
+            None,
+        ),
+    }
+}
+
+/// The StackOne error body.
+pub fn body(status: StatusCode, code: &str, message: &str, providers: Vec<Value>) -> Value {
+    json!({
+        "statusCode": status.as_u16(),
+        "message": message,
+        "timestamp": crate::unified::model::now_rfc3339(),
+        "errorCode": code,
+        "data": { "statusCode": status.as_u16(), "message": message, "headers": {} },
+        "provider_errors": providers,
+    })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, providers, retry) = classify(&self.0);
+        if status.is_server_error() {
+            tracing::error!(error = %self.0, "request failed");
+        } else {
+            tracing::debug!(error = %self.0, status = status.as_u16(), "request refused");
+        }
+        let mut resp = (status, Json(body(status, code, &message, providers))).into_response();
+        if status == StatusCode::UNAUTHORIZED && code == "Unauthorized" {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"lpbridge\", Basic realm=\"lpbridge\""),
+            );
+        }
+        if let Some(secs) = retry
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}

@@ -1,0 +1,1012 @@
+//! The HTTP interface of `lpbridge serve`: routing, API-key authentication, connection
+//! selection (`x-account-id`), body limits, request logs and metrics. Handlers parse and
+//! authorise, then call [`crate::unified`], [`crate::actions`] or the [`crate::store`]; the
+//! behaviour lives there.
+
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, RawQuery, Request, State,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use lastpass::{Client, ClientConfig, Credentials, RetryPolicy};
+use lp_types::{Cid, ConnectionId, InvalidValue, Secret};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::actions::{self, ActionError, ActionKind};
+use crate::error::Error;
+use crate::snapshot::Snapshots;
+use crate::store::{ApiKeyInfo, Connection, ConnectionPatch, NewConnection, Store};
+use crate::unified::{self, Allow, Params};
+pub use error::ApiError;
+use metrics::Metrics;
+
+/// The header that picks the connection, as StackOne's.
+pub const ACCOUNT_HEADER: &str = "x-account-id";
+
+/// How the service's LastPass clients behave.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub timeout: Duration,
+    pub attempts: u32,
+    pub max_in_flight: usize,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            attempts: 4,
+            max_in_flight: 8,
+        }
+    }
+}
+
+/// Service settings the HTTP layer needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_body_bytes: usize,
+    pub snapshot_ttl: Duration,
+    pub client: ClientSettings,
+    /// Allow `http://` endpoints on any host (normally only `https://`, or `http://` on a
+    /// loopback address such as the embedded sandbox).
+    pub allow_insecure_endpoints: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+            snapshot_ttl: Duration::from_secs(30),
+            client: ClientSettings::default(),
+            allow_insecure_endpoints: false,
+        }
+    }
+}
+
+/// Shared state of every handler (cheap to clone).
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+pub struct AppInner {
+    pub store: Store,
+    pub snapshots: Arc<Snapshots>,
+    pub metrics: Metrics,
+    pub settings: Settings,
+    /// One client per connection, rebuilt when the connection's `updated_at` changes.
+    clients: Mutex<HashMap<ConnectionId, (DateTime<Utc>, Client)>>,
+}
+
+impl std::ops::Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl App {
+    pub fn new(store: Store, settings: Settings) -> Self {
+        App(Arc::new(AppInner {
+            store,
+            snapshots: Arc::new(Snapshots::new(settings.snapshot_ttl)),
+            metrics: Metrics::default(),
+            settings,
+            clients: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    fn client_for(&self, c: &Connection) -> Result<Client, Error> {
+        if let Some((at, client)) = self.clients.lock().get(&c.id)
+            && *at == c.updated_at
+        {
+            return Ok(client.clone());
+        }
+        let s = &self.settings.client;
+        let mut cfg = ClientConfig::new(Credentials {
+            cid: c.cid,
+            provhash: c.provhash.clone(),
+        })
+        .with_endpoint(c.endpoint.clone());
+        cfg.timeout = s.timeout;
+        cfg.max_concurrency = s.max_in_flight;
+        cfg.retry = RetryPolicy {
+            max_attempts: s.attempts,
+            ..cfg.retry
+        };
+        let client = Client::new(cfg)?;
+        let stale = {
+            let mut clients = self.clients.lock();
+            clients
+                .insert(c.id.clone(), (c.updated_at, client.clone()))
+                .is_some()
+        };
+        if stale {
+            // New credentials or endpoint: what was read through the old ones is suspect.
+            self.snapshots.invalidate(&c.id);
+        }
+        Ok(client)
+    }
+
+    fn forget_client(&self, id: &ConnectionId) {
+        self.clients.lock().remove(id);
+        self.snapshots.forget(id);
+    }
+
+    /// Upstream counters of every live client, for `/metrics`.
+    fn upstream_stats(&self) -> Vec<(String, lastpass::CallStats)> {
+        let clients = self.clients.lock();
+        let mut v: Vec<_> = clients
+            .iter()
+            .map(|(id, (_, c))| (id.as_str().to_owned(), c.stats()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The connection a request names (or the only one), ready to use.
+    pub async fn account(&self, headers: &HeaderMap) -> Result<unified::Conn, Error> {
+        let id = match headers.get(ACCOUNT_HEADER) {
+            Some(v) => {
+                let raw = v.to_str().map_err(|_| {
+                    InvalidValue::new(ACCOUNT_HEADER, "<non-ASCII>", "must be a connection id")
+                })?;
+                ConnectionId::new(raw.trim())
+                    .map_err(|_| InvalidValue::new(ACCOUNT_HEADER, raw, "must not be empty"))?
+            }
+            None => {
+                let all = self.store.list_connections().await?;
+                match all.as_slice() {
+                    [only] => only.id.clone(),
+                    [] => {
+                        return Err(Error::NotFound(
+                            "no connection is configured: create one with POST /connections or \
+                             `lpbridge connection add`"
+                                .into(),
+                        ));
+                    }
+                    _ => {
+                        return Err(InvalidValue::new(
+                            ACCOUNT_HEADER,
+                            "",
+                            format!(
+                                "is required: {} connections exist ({})",
+                                all.len(),
+                                all.iter()
+                                    .map(|c| c.id.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
+                        .into());
+                    }
+                }
+            }
+        };
+        let conn = self.store.get_connection(&id).await?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "{ACCOUNT_HEADER} {:?} is not a connection of this service",
+                id.as_str()
+            ))
+        })?;
+        let client = self.client_for(&conn)?;
+        Ok(unified::Conn {
+            tz: conn.time_zone.unwrap_or(chrono_tz::US::Eastern),
+            id: conn.id,
+            client,
+            snapshots: self.snapshots.clone(),
+        })
+    }
+
+    /// The API key a request presents: `Authorization: Bearer KEY`, or HTTP Basic with the key
+    /// as the username (StackOne's way).
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<ApiKeyInfo, Error> {
+        let key = presented_key(headers)?;
+        self.store
+            .verify_api_key(key.expose())
+            .await?
+            .ok_or_else(|| Error::Unauthorized("the API key is unknown or revoked".into()))
+    }
+}
+
+/// The key from the `Authorization` header.
+fn presented_key(headers: &HeaderMap) -> Result<Secret, Error> {
+    let missing = || {
+        Error::Unauthorized(
+            "an API key is required: send `Authorization: Bearer <key>` or HTTP Basic with the \
+             key as the username"
+                .into(),
+        )
+    };
+    let raw = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(missing)?
+        .to_str()
+        .map_err(|_| Error::Unauthorized("the Authorization header is not ASCII".into()))?;
+    let (scheme, rest) = raw.trim().split_once(' ').ok_or_else(missing)?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Secret::new(rest));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                Error::Unauthorized("the Basic credentials are not valid base64".into())
+            })?;
+        let user = decoded.split_once(':').map_or(decoded.as_str(), |(u, _)| u);
+        return Ok(Secret::new(user));
+    }
+    Err(Error::Unauthorized(format!(
+        "unsupported Authorization scheme {scheme:?}: use Bearer or Basic"
+    )))
+}
+
+/// The authenticated caller.
+pub struct Caller(pub ApiKeyInfo);
+
+impl Caller {
+    fn require_write(&self) -> Result<(), Error> {
+        if self.0.read_only {
+            return Err(Error::Forbidden(format!(
+                "API key {} is read-only; this request changes data",
+                self.0.id
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl FromRequestParts<App> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        Ok(Caller(app.authenticate(&parts.headers).await?))
+    }
+}
+
+/// The connection a request works on.
+pub struct Account(pub unified::Conn);
+
+impl FromRequestParts<App> for Account {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        Ok(Account(app.account(&parts.headers).await?))
+    }
+}
+
+/// A JSON body: size-limited (413), parsed with the position of a syntax error (400).
+pub struct JsonBody(pub Value);
+
+impl FromRequest<App> for JsonBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, app: &App) -> Result<Self, ApiError> {
+        let limit = app.settings.max_body_bytes;
+        let bytes = Bytes::from_request(req, app).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError(Error::TooLarge { limit })
+            } else {
+                ApiError(InvalidValue::new("body", "", e.body_text()).into())
+            }
+        })?;
+        if bytes.is_empty() {
+            return Err(InvalidValue::new("body", "", "is empty: send a JSON object").into());
+        }
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            InvalidValue::new(
+                "body",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(100)]),
+                format!(
+                    "is not valid JSON (line {}, column {}: {e})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        Ok(JsonBody(v))
+    }
+}
+
+/// Deserialises `v` into `T`, naming the path of a wrong field (`cid`, `users[2].email`).
+pub fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        // serde's message may quote the value: a provisioning hash must never be echoed.
+        let reason = if path.contains("provhash") {
+            "must be a non-empty string".to_owned()
+        } else {
+            e.into_inner().to_string()
+        };
+        InvalidValue::new(
+            "body field",
+            if path == "." { "body".into() } else { path },
+            reason,
+        )
+        .into()
+    })
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn json_ok(v: Value) -> ApiResult {
+    Ok(Json(v).into_response())
+}
+
+// ---- routes -------------------------------------------------------------------------------
+
+const USER_ALLOW: Allow = Allow {
+    expand: &["roles", "groups"],
+    email_filter: true,
+    resource_query: false,
+    delete_action: false,
+};
+const GROUP_ALLOW: Allow = Allow {
+    expand: &["users", "roles"],
+    email_filter: false,
+    resource_query: false,
+    delete_action: false,
+};
+const PLAIN: Allow = Allow {
+    expand: &[],
+    email_filter: false,
+    resource_query: false,
+    delete_action: false,
+};
+const ROLE_ALLOW: Allow = Allow {
+    expand: &["policies"],
+    ..PLAIN
+};
+const RESOURCE_USERS_ALLOW: Allow = Allow {
+    expand: &["roles", "groups", "permissions"],
+    resource_query: true,
+    ..PLAIN
+};
+const DELETE_ALLOW: Allow = Allow {
+    delete_action: true,
+    ..PLAIN
+};
+
+/// The whole service.
+pub fn router(app: App) -> Router {
+    let limit = app.settings.max_body_bytes;
+    let iam = Router::new()
+        .route("/users", get(list_users))
+        .route(
+            "/users/{id}",
+            get(get_user).patch(patch_user).delete(delete_user),
+        )
+        .route("/groups", get(list_groups))
+        .route("/groups/{id}", get(get_group))
+        .route("/roles", get(list_roles))
+        .route("/roles/{id}", get(get_role))
+        .route("/organizations", get(list_orgs))
+        .route("/organizations/{id}", get(get_org))
+        .route("/resource_types", get(list_resource_types))
+        .route("/resource_users", get(list_resource_users))
+        .route("/resources", get(list_resources))
+        .route("/resources/{id}", get(get_resource))
+        .route("/me", get(me));
+    Router::new()
+        .nest("/unified/iam", iam)
+        .route("/unified/proxy", post(proxy))
+        .route("/actions", get(list_actions))
+        .route("/actions/{name}", get(get_action).post(run_action))
+        .route(
+            "/connections",
+            get(list_connections).post(create_connection),
+        )
+        .route(
+            "/connections/{id}",
+            get(get_connection)
+                .patch(update_connection)
+                .delete(delete_connection),
+        )
+        .route("/connections/{id}/test", post(test_connection))
+        .route("/openapi.json", get(openapi_json))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .with_state(app)
+}
+
+/// Request log line and metrics for every request. Logs method, route template, status and
+/// latency: never headers (keys) or bodies (passwords).
+async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let resp = next.run(req).await;
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    app.metrics.observe(&method, &route, status, elapsed);
+    tracing::info!(
+        target: "lpbridge::http",
+        method,
+        route,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    resp
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError(Error::NotFound(format!(
+        "no such endpoint: {} (see /openapi.json)",
+        uri.path()
+    )))
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let status = StatusCode::METHOD_NOT_ALLOWED;
+    let msg = format!("{} is not allowed on {}", req.method(), req.uri().path());
+    (
+        status,
+        Json(error::body(status, "MethodNotAllowed", &msg, vec![])),
+    )
+        .into_response()
+}
+
+// ---- unified IAM ----------------------------------------------------------------------------
+
+async fn list_users(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
+    json_ok(
+        a.list_users(&Params::parse(q.as_deref(), USER_ALLOW)?)
+            .await?,
+    )
+}
+
+async fn get_user(
+    _c: Caller,
+    Account(a): Account,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    json_ok(
+        a.get_user(&id, &Params::parse(q.as_deref(), USER_ALLOW)?)
+            .await?,
+    )
+}
+
+async fn patch_user(
+    c: Caller,
+    Account(a): Account,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    c.require_write()?;
+    Params::parse(q.as_deref(), PLAIN)?;
+    json_ok(a.update_user(&id, body).await?)
+}
+
+async fn delete_user(
+    c: Caller,
+    Account(a): Account,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    c.require_write()?;
+    json_ok(
+        a.delete_user(&id, &Params::parse(q.as_deref(), DELETE_ALLOW)?)
+            .await?,
+    )
+}
+
+async fn list_groups(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
+    json_ok(
+        a.list_groups(&Params::parse(q.as_deref(), GROUP_ALLOW)?)
+            .await?,
+    )
+}
+
+async fn get_group(
+    _c: Caller,
+    Account(a): Account,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    json_ok(
+        a.get_group(&id, &Params::parse(q.as_deref(), GROUP_ALLOW)?)
+            .await?,
+    )
+}
+
+async fn list_roles(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
+    json_ok(
+        a.list_roles(&Params::parse(q.as_deref(), ROLE_ALLOW)?)
+            .await?,
+    )
+}
+
+async fn get_role(
+    _c: Caller,
+    Account(a): Account,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    json_ok(
+        a.get_role(&id, &Params::parse(q.as_deref(), ROLE_ALLOW)?)
+            .await?,
+    )
+}
+
+async fn list_orgs(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
+    json_ok(
+        a.list_organizations(&Params::parse(q.as_deref(), PLAIN)?)
+            .await?,
+    )
+}
+
+async fn get_org(
+    _c: Caller,
+    Account(a): Account,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    json_ok(
+        a.get_organization(&id, &Params::parse(q.as_deref(), PLAIN)?)
+            .await?,
+    )
+}
+
+async fn list_resource_types(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
+    json_ok(
+        a.list_resource_types(&Params::parse(q.as_deref(), PLAIN)?)
+            .await?,
+    )
+}
+
+async fn list_resource_users(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
+    json_ok(
+        a.list_resource_users(&Params::parse(q.as_deref(), RESOURCE_USERS_ALLOW)?)
+            .await?,
+    )
+}
+
+async fn list_resources(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
+    json_ok(
+        a.list_resources(&Params::parse(q.as_deref(), PLAIN)?)
+            .await?,
+    )
+}
+
+async fn get_resource(
+    _c: Caller,
+    Account(a): Account,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    json_ok(
+        a.get_resource(&id, &Params::parse(q.as_deref(), PLAIN)?)
+            .await?,
+    )
+}
+
+async fn me(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
+    json_ok(a.me(&Params::parse(q.as_deref(), PLAIN)?).await?)
+}
+
+// ---- actions and passthrough ------------------------------------------------------------------
+
+impl From<ActionError> for Error {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::UnknownAction { name } => {
+                Error::NotFound(format!("unknown action {name:?} (GET /actions lists them)"))
+            }
+            ActionError::InvalidInput(v) => Error::Invalid(v),
+            ActionError::NotFound(m) => Error::NotFound(m),
+            ActionError::Conflict(m) => Error::Conflict(m),
+            ActionError::Unsupported(m) => Error::Usage(m),
+            ActionError::LastPass(e) => Error::LastPass(e),
+        }
+    }
+}
+
+fn action_json(a: &actions::ActionSpec) -> Value {
+    json!({
+        "name": a.name,
+        "summary": a.summary,
+        "description": a.description,
+        "kind": match a.kind { ActionKind::Direct => "direct", ActionKind::Unified => "unified" },
+        "write": a.write,
+        "source": a.source,
+        "input_schema": (a.input_schema)(),
+    })
+}
+
+fn find_action(name: &str) -> Result<&'static actions::ActionSpec, Error> {
+    actions::find(name).ok_or_else(|| {
+        ActionError::UnknownAction {
+            name: name.to_owned(),
+        }
+        .into()
+    })
+}
+
+async fn list_actions(_c: Caller) -> ApiResult {
+    let data: Vec<Value> = actions::catalog().iter().map(action_json).collect();
+    json_ok(json!({ "data": data, "next": null }))
+}
+
+async fn get_action(_c: Caller, Path(name): Path<String>) -> ApiResult {
+    json_ok(json!({ "data": action_json(find_action(&name)?) }))
+}
+
+/// Turns a unified action's JSON input into the query parameters of its endpoint.
+fn unified_params(input: &Value, allow: Allow) -> Result<(Option<String>, Params), Error> {
+    let mut id = None;
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if let Value::Object(m) = input {
+        for (k, v) in m {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Value::Null => continue,
+                other => other.to_string(),
+            };
+            match k.as_str() {
+                "id" => id = Some(s),
+                "filter" => {
+                    if let Value::Object(f) = v {
+                        for (fk, fv) in f {
+                            let fv = fv.as_str().map_or_else(|| fv.to_string(), str::to_owned);
+                            pairs.push((format!("filter[{fk}]"), fv));
+                        }
+                    }
+                }
+                _ => pairs.push((k.clone(), s)),
+            }
+        }
+    } else if !input.is_null() {
+        return Err(InvalidValue::new("input", input.to_string(), "must be a JSON object").into());
+    }
+    let q = serde_urlencoded::to_string(&pairs)
+        .map_err(|e| InvalidValue::new("input", input.to_string(), e.to_string()))?;
+    Ok((id, Params::parse(Some(&q), allow)?))
+}
+
+fn required_id(id: Option<String>) -> Result<String, Error> {
+    id.filter(|s| !s.is_empty())
+        .ok_or_else(|| InvalidValue::new("id", "", "is required").into())
+}
+
+async fn run_unified(a: &unified::Conn, name: &str, input: &Value) -> Result<Value, Error> {
+    let suffix = name.trim_start_matches("lastpass_unified_");
+    let allow = match suffix {
+        "list_users" | "get_user" => USER_ALLOW,
+        "list_groups" | "get_group" => GROUP_ALLOW,
+        "list_roles" | "get_role" => ROLE_ALLOW,
+        "list_resource_users" => RESOURCE_USERS_ALLOW,
+        _ => PLAIN,
+    };
+    let (id, p) = unified_params(input, allow)?;
+    match suffix {
+        "list_users" => a.list_users(&p).await,
+        "get_user" => a.get_user(&required_id(id)?, &p).await,
+        "list_groups" => a.list_groups(&p).await,
+        "get_group" => a.get_group(&required_id(id)?, &p).await,
+        "list_roles" => a.list_roles(&p).await,
+        "get_role" => a.get_role(&required_id(id)?, &p).await,
+        "list_organizations" => a.list_organizations(&p).await,
+        "get_organization" => a.get_organization(&required_id(id)?, &p).await,
+        "list_resource_types" => a.list_resource_types(&p).await,
+        "list_resource_users" => a.list_resource_users(&p).await,
+        "list_resources" => a.list_resources(&p).await,
+        "get_resource" => a.get_resource(&required_id(id)?, &p).await,
+        "me" => a.me(&p).await,
+        _ => Err(ActionError::UnknownAction {
+            name: name.to_owned(),
+        }
+        .into()),
+    }
+}
+
+async fn run_action(
+    State(app): State<App>,
+    c: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let spec = find_action(&name)?;
+    if spec.write {
+        c.require_write()?;
+    }
+    // An empty body is an empty input (actions without parameters).
+    let input: Value = if body.is_empty() {
+        json!({})
+    } else if body.len() > app.settings.max_body_bytes {
+        return Err(Error::TooLarge {
+            limit: app.settings.max_body_bytes,
+        }
+        .into());
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            InvalidValue::new(
+                "body",
+                String::from_utf8_lossy(&body[..body.len().min(100)]),
+                format!(
+                    "is not valid JSON (line {}, column {}: {e})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?
+    };
+    let a = app.account(&headers).await?;
+    let data = match spec.kind {
+        ActionKind::Unified => run_unified(&a, spec.name, &input).await?,
+        ActionKind::Direct => {
+            let out = actions::run(&a.client, spec.name, input).await;
+            if spec.write {
+                // Whatever happened (even a partial failure), the directory may have changed.
+                a.snapshots.invalidate(&a.id);
+            }
+            let out = out.map_err(Error::from)?;
+            json!({ "data": out.data })
+        }
+    };
+    json_ok(data)
+}
+
+async fn proxy(c: Caller, Account(a): Account, JsonBody(body): JsonBody) -> ApiResult {
+    c.require_write()?;
+    let out = actions::proxy(&a.client, body).await;
+    a.snapshots.invalidate(&a.id);
+    json_ok(out.map_err(Error::from)?)
+}
+
+// ---- connections ----------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateConnection {
+    id: String,
+    cid: Cid,
+    provhash: Secret,
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchConnection {
+    #[serde(default)]
+    provhash: Option<Secret>,
+    #[serde(default)]
+    endpoint: Option<String>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    time_zone: Option<Option<String>>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+fn parse_tz(s: &str) -> Result<chrono_tz::Tz, Error> {
+    s.parse::<chrono_tz::Tz>().map_err(|_| {
+        InvalidValue::new(
+            "time_zone",
+            s,
+            "is not an IANA time zone (e.g. US/Eastern, Europe/Berlin)",
+        )
+        .into()
+    })
+}
+
+/// A LastPass endpoint: `https://…`, or `http://` on a loopback address (the sandbox) unless
+/// insecure endpoints are allowed.
+fn parse_endpoint(app: &App, s: &str) -> Result<url::Url, Error> {
+    let url = lastpass::parse_endpoint(s)?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    if url.scheme() != "https" && !loopback && !app.settings.allow_insecure_endpoints {
+        return Err(InvalidValue::new(
+            "endpoint",
+            s,
+            "must use https (plain http is accepted on loopback addresses only)",
+        )
+        .into());
+    }
+    Ok(url)
+}
+
+fn connection_json(c: &crate::store::ConnectionSummary) -> Value {
+    serde_json::to_value(c).unwrap_or(Value::Null)
+}
+
+fn path_connection_id(id: &str) -> Result<ConnectionId, Error> {
+    ConnectionId::new(id).map_err(|_| InvalidValue::new("id", id, "must not be empty").into())
+}
+
+async fn list_connections(State(app): State<App>, _c: Caller) -> ApiResult {
+    let all = app.store.list_connections().await?;
+    json_ok(json!({ "data": all.iter().map(connection_json).collect::<Vec<_>>(), "next": null }))
+}
+
+async fn create_connection(
+    State(app): State<App>,
+    c: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    c.require_write()?;
+    let req: CreateConnection = typed(body)?;
+    let id = path_connection_id(&req.id)?;
+    let endpoint = match &req.endpoint {
+        Some(e) => parse_endpoint(&app, e)?,
+        None => lastpass::parse_endpoint(lastpass::DEFAULT_ENDPOINT)?,
+    };
+    if req.provhash.is_empty() {
+        return Err(InvalidValue::new("provhash", "", "must not be empty").into());
+    }
+    let time_zone = req.time_zone.as_deref().map(parse_tz).transpose()?;
+    let created = app
+        .store
+        .create_connection(
+            NewConnection {
+                id,
+                cid: req.cid,
+                endpoint,
+                provhash: req.provhash,
+                time_zone,
+            },
+            false,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "data": connection_json(&created) })),
+    )
+        .into_response())
+}
+
+async fn get_connection(State(app): State<App>, _c: Caller, Path(id): Path<String>) -> ApiResult {
+    let id = path_connection_id(&id)?;
+    let conn = app
+        .store
+        .get_connection(&id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no connection {:?}", id.as_str())))?;
+    json_ok(json!({ "data": connection_json(&conn.summary()) }))
+}
+
+async fn update_connection(
+    State(app): State<App>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    c.require_write()?;
+    let id = path_connection_id(&id)?;
+    let req: PatchConnection = typed(body)?;
+    let patch = ConnectionPatch {
+        endpoint: req
+            .endpoint
+            .as_deref()
+            .map(|e| parse_endpoint(&app, e))
+            .transpose()?,
+        provhash: req.provhash,
+        time_zone: match req.time_zone {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(s)) => Some(Some(parse_tz(&s)?)),
+        },
+    };
+    if patch.is_empty() {
+        return Err(InvalidValue::new(
+            "body",
+            "{}",
+            "names nothing to change (provhash, endpoint, time_zone)",
+        )
+        .into());
+    }
+    let updated = app.store.update_connection(&id, patch).await?;
+    app.forget_client(&id);
+    json_ok(json!({ "data": connection_json(&updated) }))
+}
+
+async fn delete_connection(State(app): State<App>, c: Caller, Path(id): Path<String>) -> ApiResult {
+    c.require_write()?;
+    let id = path_connection_id(&id)?;
+    if !app.store.delete_connection(&id).await? {
+        return Err(Error::NotFound(format!("no connection {:?}", id.as_str())).into());
+    }
+    app.forget_client(&id);
+    json_ok(
+        serde_json::to_value(unified::model::WriteResult::ok("Connection deleted"))
+            .unwrap_or_default(),
+    )
+}
+
+/// One `getuserdata` probe with the stored credentials.
+async fn test_connection(State(app): State<App>, _c: Caller, Path(id): Path<String>) -> ApiResult {
+    let id = path_connection_id(&id)?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        ACCOUNT_HEADER,
+        HeaderValue::from_str(id.as_str())
+            .map_err(|_| InvalidValue::new("id", id.as_str(), "is not a valid header value"))?,
+    );
+    let a = app.account(&headers).await?;
+    json_ok(a.me(&Params::default()).await?)
+}
+
+// ---- operations -----------------------------------------------------------------------------
+
+async fn openapi_json() -> ApiResult {
+    json_ok(openapi::document())
+}
+
+async fn healthz() -> ApiResult {
+    json_ok(json!({ "status": "ok" }))
+}
+
+/// Ready when the store answers.
+async fn readyz(State(app): State<App>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => Json(json!({ "status": "ready", "store": app.store.backend() })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: store unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(error::body(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "NotReady",
+                    "the store is not reachable",
+                    vec![],
+                )),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics_text(State(app): State<App>) -> Response {
+    let text = app.metrics.render(&app.upstream_stats());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

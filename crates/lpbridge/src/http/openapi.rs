@@ -1,0 +1,369 @@
+//! `/openapi.json`: an OpenAPI 3.1 document generated from the code. Schemas come from the
+//! models' `JsonSchema` derives (the same types the handlers serialise), operations from
+//! [`OPERATIONS`], and one operation per connector action from the action catalogue with its
+//! input schema. Tests check that every operation is routed and that answers match the schemas.
+
+use std::sync::OnceLock;
+
+use schemars::generate::{Contract, SchemaSettings};
+use serde_json::{Map, Value, json};
+
+use crate::actions;
+use crate::unified::model;
+
+/// What an operation answers on success.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    /// `{data: [T], next, raw?}`.
+    List(&'static str),
+    /// `{data: T, raw?}`.
+    One(&'static str),
+    /// A component schema as the whole body.
+    Plain(&'static str),
+    /// Any JSON.
+    Any,
+    /// Prometheus text.
+    Text,
+}
+
+/// One documented operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub id: &'static str,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    /// Needs an API key.
+    pub auth: bool,
+    /// Takes `x-account-id`.
+    pub account: bool,
+    /// Query parameters (names from [`query_param`]).
+    pub query: &'static [&'static str],
+    /// Request body component, if any.
+    pub body: Option<&'static str>,
+    pub answer: Answer,
+    /// Needs a read-write key.
+    pub write: bool,
+}
+
+const LIST_Q: &[&str] = &[
+    "page_size",
+    "next",
+    "fields",
+    "filter[updated_after]",
+    "raw",
+];
+const USERS_Q: &[&str] = &[
+    "page_size",
+    "next",
+    "fields",
+    "expand",
+    "filter[updated_after]",
+    "filter[email]",
+    "raw",
+];
+const ONE_Q: &[&str] = &["fields", "expand", "raw"];
+
+macro_rules! op {
+    ($m:literal $p:literal $id:literal $s:literal, $tag:literal, auth=$a:literal, account=$acc:literal, q=$q:expr, body=$b:expr, answer=$ans:expr, write=$w:literal) => {
+        Operation {
+            method: $m,
+            path: $p,
+            id: $id,
+            summary: $s,
+            tag: $tag,
+            auth: $a,
+            account: $acc,
+            query: $q,
+            body: $b,
+            answer: $ans,
+            write: $w,
+        }
+    };
+}
+
+/// Every route of the service (the action-per-name paths are added from the catalogue).
+pub const OPERATIONS: &[Operation] = &[
+    op!("get" "/unified/iam/users" "iam_list_users" "List users", "IAM", auth=true, account=true, q=USERS_Q, body=None, answer=Answer::List("IamUser"), write=false),
+    op!("get" "/unified/iam/users/{id}" "iam_get_user" "Get a user by e-mail (or LastPass id)", "IAM", auth=true, account=true, q=ONE_Q, body=None, answer=Answer::One("IamUser"), write=false),
+    op!("patch" "/unified/iam/users/{id}" "iam_update_user" "Update a user's name or status (enableuser / disableuser)", "IAM", auth=true, account=true, q=&[], body=Some("IamUpdateUser"), answer=Answer::Plain("WriteResult"), write=true),
+    op!("delete" "/unified/iam/users/{id}" "iam_delete_user" "Delete a user (deluser; delete_action deactivate by default)", "IAM", auth=true, account=true, q=&["delete_action"], body=None, answer=Answer::Plain("WriteResult"), write=true),
+    op!("get" "/unified/iam/groups" "iam_list_groups" "List groups with members", "IAM", auth=true, account=true, q=&["page_size", "next", "fields", "expand", "filter[updated_after]", "raw"], body=None, answer=Answer::List("IamGroup"), write=false),
+    op!("get" "/unified/iam/groups/{id}" "iam_get_group" "Get a group by name", "IAM", auth=true, account=true, q=ONE_Q, body=None, answer=Answer::One("IamGroup"), write=false),
+    op!("get" "/unified/iam/roles" "iam_list_roles" "List the two account roles (admin, basic)", "IAM", auth=true, account=true, q=LIST_Q, body=None, answer=Answer::List("IamRole"), write=false),
+    op!("get" "/unified/iam/roles/{id}" "iam_get_role" "Get a role (admin or basic; others 400)", "IAM", auth=true, account=true, q=ONE_Q, body=None, answer=Answer::One("IamRole"), write=false),
+    op!("get" "/unified/iam/organizations" "iam_list_organizations" "The account, as one organization", "IAM", auth=true, account=true, q=LIST_Q, body=None, answer=Answer::List("IamOrganization"), write=false),
+    op!("get" "/unified/iam/organizations/{id}" "iam_get_organization" "The organization by CID", "IAM", auth=true, account=true, q=&["fields", "raw"], body=None, answer=Answer::One("IamOrganization"), write=false),
+    op!("get" "/unified/iam/resource_types" "iam_list_resource_types" "Resource types (shared_folder)", "IAM", auth=true, account=true, q=&["raw"], body=None, answer=Answer::Any, write=false),
+    op!("get" "/unified/iam/resource_users" "iam_list_resource_users" "Members of a shared folder with their folder role", "IAM", auth=true, account=true, q=&["resource_type", "resource_id", "page_size", "next", "fields", "expand", "raw"], body=None, answer=Answer::List("ResourceUser"), write=false),
+    op!("get" "/unified/iam/resources" "iam_list_resources" "List shared folders", "IAM", auth=true, account=true, q=LIST_Q, body=None, answer=Answer::List("IamResource"), write=false),
+    op!("get" "/unified/iam/resources/{id}" "iam_get_resource" "Get a shared folder", "IAM", auth=true, account=true, q=&["fields", "raw"], body=None, answer=Answer::One("IamResource"), write=false),
+    op!("get" "/unified/iam/me" "iam_get_me" "The connection's identity (auth_type api_key, named after the CID); probes the credentials", "IAM", auth=true, account=true, q=&["raw"], body=None, answer=Answer::One("IamCredentials"), write=false),
+    op!("post" "/unified/proxy" "proxy_request" "Pass an Enterprise API command through to the connection's own endpoint", "Passthrough", auth=true, account=true, q=&[], body=Some("ProxyRequest"), answer=Answer::Any, write=true),
+    op!("get" "/actions" "list_actions" "Every connector action with its input schema", "Actions", auth=true, account=false, q=&[], body=None, answer=Answer::List("Action"), write=false),
+    op!("get" "/actions/{name}" "get_action" "One action", "Actions", auth=true, account=false, q=&[], body=None, answer=Answer::One("Action"), write=false),
+    op!("post" "/actions/{name}" "run_action" "Run an action (input validated against its schema)", "Actions", auth=true, account=true, q=&[], body=Some("ActionInput"), answer=Answer::Any, write=false),
+    op!("get" "/connections" "list_connections" "List connections (never their secrets)", "Connections", auth=true, account=false, q=&[], body=None, answer=Answer::List("Connection"), write=false),
+    op!("post" "/connections" "create_connection" "Add a LastPass account (the provisioning hash is encrypted at rest)", "Connections", auth=true, account=false, q=&[], body=Some("NewConnection"), answer=Answer::One("Connection"), write=true),
+    op!("get" "/connections/{id}" "get_connection" "One connection", "Connections", auth=true, account=false, q=&[], body=None, answer=Answer::One("Connection"), write=false),
+    op!("patch" "/connections/{id}" "update_connection" "Change a connection's provisioning hash, endpoint or time zone", "Connections", auth=true, account=false, q=&[], body=Some("ConnectionPatch"), answer=Answer::One("Connection"), write=true),
+    op!("delete" "/connections/{id}" "delete_connection" "Remove a connection", "Connections", auth=true, account=false, q=&[], body=None, answer=Answer::Plain("WriteResult"), write=true),
+    op!("post" "/connections/{id}/test" "test_connection" "Probe a connection's credentials", "Connections", auth=true, account=false, q=&[], body=None, answer=Answer::One("IamCredentials"), write=false),
+    op!("get" "/openapi.json" "openapi" "This document", "Operations", auth=false, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("get" "/healthz" "healthz" "Liveness", "Operations", auth=false, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("get" "/readyz" "readyz" "Readiness (the store answers)", "Operations", auth=false, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("get" "/metrics" "metrics" "Prometheus metrics", "Operations", auth=false, account=false, q=&[], body=None, answer=Answer::Text, write=false),
+];
+
+fn query_param(name: &str) -> Value {
+    let (desc, schema) = match name {
+        "page_size" => (
+            "Items per page (1–1000, default 25).",
+            json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 25}),
+        ),
+        "next" => (
+            "The cursor from the previous page's `next`.",
+            json!({"type": "string"}),
+        ),
+        "fields" => (
+            "Comma-separated top-level fields to return.",
+            json!({"type": "string"}),
+        ),
+        "expand" => (
+            "Comma-separated relations to expand.",
+            json!({"type": "string"}),
+        ),
+        "raw" => (
+            "Include the upstream calls (secrets redacted) as `raw`; forces a live read.",
+            json!({"type": "boolean", "default": false}),
+        ),
+        "filter[updated_after]" => (
+            "Accepted for StackOne compatibility; LastPass exposes no modification times, so nothing is filtered out.",
+            json!({"type": "string", "format": "date-time"}),
+        ),
+        "filter[email]" => (
+            "Only the user with this e-mail (case-insensitive).",
+            json!({"type": "string"}),
+        ),
+        "resource_type" => (
+            "Required: `shared_folder` (or StackOne's `folder`).",
+            json!({"type": "string", "enum": ["shared_folder", "folder"]}),
+        ),
+        "resource_id" => ("Required: the shared folder id.", json!({"type": "string"})),
+        "delete_action" => (
+            "deactivate (default), remove or delete; or 0/1/2.",
+            json!({"type": "string", "enum": ["deactivate", "remove", "delete", "0", "1", "2"], "default": "deactivate"}),
+        ),
+        _ => ("", json!({"type": "string"})),
+    };
+    let required = matches!(name, "resource_type" | "resource_id");
+    json!({"name": name, "in": "query", "required": required, "description": desc, "schema": schema})
+}
+
+fn error_responses(op: &Operation) -> Map<String, Value> {
+    let r = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let mut m = Map::new();
+    m.insert(
+        "400".into(),
+        r("Invalid input; the message names the field"),
+    );
+    if op.auth {
+        m.insert("401".into(), r("Missing, unknown or revoked API key; or LastPass refused the connection's credentials (then provider_errors is set)"));
+        m.insert("403".into(), r("A read-only key on a write"));
+    }
+    m.insert(
+        "404".into(),
+        r("Not found (unknown x-account-id, user, group, action…)"),
+    );
+    if op.body.is_some() {
+        m.insert("413".into(), r("Body over the size limit"));
+    }
+    if op.account {
+        m.insert(
+            "422".into(),
+            r("LastPass refused the change (provider_errors)"),
+        );
+        m.insert("429".into(), r("LastPass rate limit (Retry-After)"));
+        m.insert("502".into(), r("LastPass failed or was unreachable"));
+    }
+    m
+}
+
+fn ok_schema(answer: Answer) -> Option<Value> {
+    let r = |n: &str| json!({"$ref": format!("#/components/schemas/{n}")});
+    let raw = json!({"type": "array", "items": {"$ref": "#/components/schemas/RawCall"}});
+    Some(match answer {
+        Answer::List(n) => json!({"type": "object", "required": ["data", "next"], "properties": {
+            "data": {"type": "array", "items": r(n)},
+            "next": {"type": ["string", "null"]},
+            "raw": raw}}),
+        Answer::One(n) => {
+            json!({"type": "object", "required": ["data"], "properties": {"data": r(n), "raw": raw}})
+        }
+        Answer::Plain(n) => r(n),
+        Answer::Any | Answer::Text => return None,
+    })
+}
+
+fn operation(op: &Operation) -> Value {
+    let mut params: Vec<Value> = Vec::new();
+    for seg in op.path.split('/') {
+        if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            params.push(
+                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}),
+            );
+        }
+    }
+    if op.account {
+        params.push(
+            json!({"name": "x-account-id", "in": "header", "required": false,
+            "description": "The connection to use; may be omitted when exactly one exists.",
+            "schema": {"type": "string"}}),
+        );
+    }
+    params.extend(op.query.iter().map(|q| query_param(q)));
+    let mut responses = error_responses(op);
+    let ok_code = if op.id == "create_connection" {
+        "201"
+    } else {
+        "200"
+    };
+    let ok = match (op.answer, ok_schema(op.answer)) {
+        (Answer::Text, _) => {
+            json!({"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}})
+        }
+        (_, Some(s)) => {
+            json!({"description": "OK", "content": {"application/json": {"schema": s}}})
+        }
+        (_, None) => json!({"description": "OK", "content": {"application/json": {"schema": {}}}}),
+    };
+    responses.insert(ok_code.into(), ok);
+    let mut o = json!({
+        "operationId": op.id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": params,
+        "responses": responses,
+        "x-lpbridge-write": op.write,
+    });
+    if op.auth {
+        o["security"] = json!([{"bearer": []}, {"basic": []}]);
+    } else {
+        o["security"] = json!([]);
+    }
+    if let Some(b) = op.body {
+        o["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{b}")}}}});
+    }
+    o
+}
+
+fn action_operation(a: &actions::ActionSpec) -> Value {
+    let op = Operation {
+        method: "post",
+        path: "/actions/{name}",
+        id: a.name,
+        summary: a.summary,
+        tag: "Actions",
+        auth: true,
+        account: true,
+        query: &[],
+        body: None,
+        answer: Answer::Any,
+        write: a.write,
+    };
+    let mut o = operation(&op);
+    // The concrete path has no {name} parameter.
+    if let Some(params) = o["parameters"].as_array_mut() {
+        params.retain(|p| p["in"] != "path");
+    }
+    o["operationId"] = json!(format!("action_{}", a.name));
+    o["description"] = json!(a.description);
+    o["requestBody"] =
+        json!({"required": false, "content": {"application/json": {"schema": (a.input_schema)()}}});
+    o
+}
+
+/// The `$defs`-free component schemas of the models.
+fn components() -> Map<String, Value> {
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    settings.contract = Contract::Serialize;
+    let mut g = settings.into_generator();
+    g.subschema_for::<model::IamUser>();
+    g.subschema_for::<model::IamGroup>();
+    g.subschema_for::<model::IamRole>();
+    g.subschema_for::<model::IamOrganization>();
+    g.subschema_for::<model::IamResource>();
+    g.subschema_for::<model::ResourceUser>();
+    g.subschema_for::<model::IamCredentials>();
+    g.subschema_for::<model::WriteResult>();
+    let mut m = g.take_definitions(true);
+    m.insert("RawCall".into(), json!({"type": "object", "description": "One upstream call; the provisioning hash and passwords are `***`.",
+        "required": ["method", "url", "body", "status", "response"],
+        "properties": {"method": {"type": "string"}, "url": {"type": "string"}, "body": {}, "status": {"type": ["integer", "null"]}, "response": {}}}));
+    m.insert("Error".into(), json!({"type": "object", "required": ["statusCode", "message", "timestamp", "provider_errors"],
+        "properties": {
+            "statusCode": {"type": "integer"}, "message": {"type": "string"}, "timestamp": {"type": "string", "format": "date-time"},
+            "errorCode": {"type": "string"},
+            "data": {"type": "object", "properties": {"statusCode": {"type": "integer"}, "message": {"type": "string"}, "headers": {"type": "object"}}},
+            "provider_errors": {"type": "array", "items": {"type": "object", "properties": {"status": {"type": "integer"}, "url": {"type": ["string", "null"]}, "raw": {}, "headers": {"type": "object"}}}}}}));
+    m.insert("IamUpdateUser".into(), json!({"type": "object", "additionalProperties": false, "minProperties": 1,
+        "properties": {"name": {"type": "string"}, "first_name": {"type": "string"}, "last_name": {"type": "string"},
+            "status": {"oneOf": [{"type": "string", "enum": ["enabled", "disabled"]},
+                {"type": "object", "required": ["value"], "properties": {"value": {"type": "string", "enum": ["enabled", "disabled"]}}}]}}}));
+    m.insert("ProxyRequest".into(), json!({"type": "object", "description": "StackOne's proxy body. The Enterprise API takes POST only; `url` and hosts are refused: the connection's own endpoint is always used. `body` is `{cmd, data?}`.",
+        "properties": {"method": {"type": "string"}, "path": {"type": "string"}, "headers": {"type": "object"}, "body": {"type": "object", "required": ["cmd"], "properties": {"cmd": {"type": "string"}, "data": {}}}}}));
+    m.insert("Action".into(), json!({"type": "object", "required": ["name", "kind", "write", "input_schema"],
+        "properties": {"name": {"type": "string"}, "summary": {"type": "string"}, "description": {"type": "string"},
+            "kind": {"type": "string", "enum": ["direct", "unified"]}, "write": {"type": "boolean"},
+            "source": {"type": "array", "items": {"type": "string"}}, "input_schema": {"type": "object"}}}));
+    m.insert("ActionInput".into(), json!({"type": "object", "description": "The action's input; see its own path /actions/<name> for the schema."}));
+    m.insert("Connection".into(), json!({"type": "object", "required": ["id", "cid", "endpoint", "created_at", "updated_at"],
+        "properties": {"id": {"type": "string"}, "cid": {"type": "integer"}, "endpoint": {"type": "string"},
+            "time_zone": {"type": ["string", "null"]}, "created_at": {"type": "string"}, "updated_at": {"type": "string"}}}));
+    m.insert("NewConnection".into(), json!({"type": "object", "additionalProperties": false, "required": ["id", "cid", "provhash"],
+        "properties": {"id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}, "cid": {"type": ["integer", "string"]},
+            "provhash": {"type": "string", "writeOnly": true}, "endpoint": {"type": "string", "default": lastpass::DEFAULT_ENDPOINT},
+            "time_zone": {"type": "string", "default": "US/Eastern"}}}));
+    m.insert("ConnectionPatch".into(), json!({"type": "object", "additionalProperties": false, "minProperties": 1,
+        "properties": {"provhash": {"type": "string", "writeOnly": true}, "endpoint": {"type": "string"}, "time_zone": {"type": ["string", "null"]}}}));
+    m
+}
+
+fn build() -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for op in OPERATIONS {
+        let entry = paths.entry(op.path).or_insert_with(|| json!({}));
+        entry[op.method] = operation(op);
+    }
+    for a in actions::catalog() {
+        paths.insert(
+            format!("/actions/{}", a.name),
+            json!({"post": action_operation(a)}),
+        );
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "lpbridge",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "LastPass Business behind a StackOne-shaped unified IAM API, connector actions and a passthrough. Pick the LastPass account with `x-account-id`; authenticate with an API key as a Bearer token or as the HTTP Basic username.",
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "paths": paths,
+        "components": {
+            "schemas": components(),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic", "description": "The API key as the username, empty password."},
+            },
+        },
+    })
+}
+
+/// The document (built once).
+pub fn document() -> Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(build).clone()
+}

@@ -1,0 +1,454 @@
+//! The per-connection directory snapshot: one streamed `getuserdata` sweep (users, pending
+//! invitees, group memberships) and, on first need, one `getsfdata` (shared folders).
+//!
+//! Each part has a TTL and a single-flight refresh: N concurrent readers of a stale part cause
+//! one upstream sweep, and the others wait for its result. lpbridge's own writes either patch
+//! the snapshot in place ([`Snapshots::modify_directory`]) or invalidate it
+//! ([`Snapshots::invalidate`]); a sweep that was running while a write invalidated it is handed
+//! to its waiters but not trusted afterwards.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use lastpass::{Client, SharedFolder, User, UserId, UserQuery};
+use lp_types::ConnectionId;
+use parking_lot::{Mutex, RwLock};
+
+/// The page size of a sweep: LastPass's maximum, so a sweep makes ceil(users / 2000) calls.
+pub const SWEEP_PAGE_SIZE: u32 = lastpass::MAX_USER_PAGE_SIZE;
+
+/// One connection's users and groups at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    /// Every user and pending invitee, sorted by lower-cased username (the cursor order).
+    pub users: Vec<User>,
+    /// Lower-cased username → index in `users`.
+    index: HashMap<String, usize>,
+    /// Group name → lower-cased member usernames, sorted.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Upstream calls the sweep made.
+    pub calls: u64,
+}
+
+impl Directory {
+    /// Builds the indexes from swept users and invitee names.
+    pub fn from_parts(mut users: Vec<User>, invited: Vec<String>) -> Self {
+        let mut seen: HashSet<String> = users.iter().map(|u| u.username.to_lowercase()).collect();
+        for name in invited {
+            if seen.insert(name.to_lowercase()) {
+                users.push(bare_invitee(name));
+            }
+        }
+        users.sort_by_cached_key(|u| u.username.to_lowercase());
+        let mut d = Directory {
+            users,
+            ..Directory::default()
+        };
+        d.reindex();
+        d
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.username.to_lowercase(), i))
+            .collect();
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for u in &self.users {
+            for g in &u.groups {
+                groups
+                    .entry(g.clone())
+                    .or_default()
+                    .push(u.username.to_lowercase());
+            }
+        }
+        self.groups = groups;
+    }
+
+    /// A user by username (case-insensitive).
+    pub fn user(&self, username: &str) -> Option<&User> {
+        self.index
+            .get(&username.to_lowercase())
+            .map(|&i| &self.users[i])
+    }
+
+    /// A user by LastPass id (a scan: ids are not the listing order).
+    pub fn user_by_id(&self, id: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.id.as_str() == id)
+    }
+
+    /// The position of the first user whose lower-cased username sorts after `key`.
+    pub fn position_after(&self, key: &str) -> usize {
+        self.users
+            .partition_point(|u| u.username.to_lowercase().as_str() <= key)
+    }
+
+    /// Replaces (or inserts) a user and rebuilds the indexes.
+    pub fn upsert(&mut self, user: User) {
+        let key = user.username.to_lowercase();
+        match self.index.get(&key) {
+            Some(&i) => self.users[i] = user,
+            None => {
+                let at = self.position_after(&key);
+                self.users.insert(at, user);
+            }
+        }
+        self.reindex();
+    }
+
+    /// Removes a user; false when absent.
+    pub fn remove(&mut self, username: &str) -> bool {
+        match self.index.get(&username.to_lowercase()) {
+            Some(&i) => {
+                self.users.remove(i);
+                self.reindex();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A pending invitee listed only by name in `invited`.
+fn bare_invitee(name: String) -> User {
+    User {
+        // Invitees have no LastPass id yet; the username stands in (never empty here).
+        id: UserId::new(name.clone()).unwrap_or_else(|_| {
+            UserId::new("invitee").unwrap_or_else(|_| unreachable!("a non-empty literal"))
+        }),
+        username: name,
+        fullname: String::new(),
+        mpstrength: None,
+        totalscore: None,
+        created: None,
+        last_pw_change: None,
+        last_login: None,
+        never_logged_in: true,
+        disabled: false,
+        admin: false,
+        duo_username: None,
+        linked: None,
+        multifactor: None,
+        has_sharing_keys: None,
+        sites: None,
+        notes: None,
+        formfills: None,
+        applications: None,
+        attachments: None,
+        password_reset_required: false,
+        groups: Vec::new(),
+        attribs: BTreeMap::new(),
+        invited: true,
+    }
+}
+
+/// One full sweep: every `getuserdata` page at the maximum page size.
+pub async fn sweep(client: &Client) -> Result<Directory, lastpass::Error> {
+    let before = client.stats().requests;
+    let mut users = Vec::new();
+    let mut invited = Vec::new();
+    let mut pages = client.user_pages(UserQuery::default(), SWEEP_PAGE_SIZE);
+    while let Some(page) = pages.try_next().await? {
+        users.extend(page.users);
+        invited.extend(page.invited);
+    }
+    let mut d = Directory::from_parts(users, invited);
+    d.calls = client.stats().requests.saturating_sub(before);
+    Ok(d)
+}
+
+/// A cached value with a TTL, a generation (bumped by invalidation) and a single-flight lock.
+struct Cached<T> {
+    current: RwLock<Option<Entry<T>>>,
+    refresh: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+}
+
+struct Entry<T> {
+    value: Arc<T>,
+    at: Instant,
+    generation: u64,
+}
+
+impl<T> Default for Cached<T> {
+    fn default() -> Self {
+        Self {
+            current: RwLock::new(None),
+            refresh: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<T: Clone> Cached<T> {
+    fn fresh(&self, ttl: Duration) -> Option<Arc<T>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let cur = self.current.read();
+        cur.as_ref()
+            .filter(|e| e.generation == generation && e.at.elapsed() < ttl)
+            .map(|e| e.value.clone())
+    }
+
+    async fn get<E, Fut>(&self, ttl: Duration, load: impl FnOnce() -> Fut) -> Result<Arc<T>, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Some(v) = self.fresh(ttl) {
+            return Ok(v);
+        }
+        let _flight = self.refresh.lock().await;
+        // Whoever held the lock before us may have refreshed already.
+        if let Some(v) = self.fresh(ttl) {
+            return Ok(v);
+        }
+        self.load_and_store(load).await
+    }
+
+    /// Loads without consulting the cache (this caller wants its own upstream calls) and
+    /// stores the result.
+    async fn load_and_store<E, Fut>(&self, load: impl FnOnce() -> Fut) -> Result<Arc<T>, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let generation = self.generation.load(Ordering::Acquire);
+        let value = Arc::new(load().await?);
+        *self.current.write() = Some(Entry {
+            value: value.clone(),
+            at: Instant::now(),
+            generation,
+        });
+        Ok(value)
+    }
+
+    fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Applies `f` to a copy of the current value if it is still trusted; otherwise the next
+    /// read sweeps again anyway.
+    fn modify(&self, f: impl FnOnce(&mut T)) {
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut cur = self.current.write();
+        if let Some(e) = cur.as_mut().filter(|e| e.generation == generation) {
+            let mut copy = (*e.value).clone();
+            f(&mut copy);
+            e.value = Arc::new(copy);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    directory: Cached<Directory>,
+    folders: Cached<Vec<SharedFolder>>,
+}
+
+/// Every connection's snapshot.
+pub struct Snapshots {
+    ttl: Duration,
+    slots: Mutex<HashMap<ConnectionId, Arc<Slot>>>,
+}
+
+impl std::fmt::Debug for Snapshots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshots")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Snapshots {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn slot(&self, conn: &ConnectionId) -> Arc<Slot> {
+        self.slots.lock().entry(conn.clone()).or_default().clone()
+    }
+
+    /// The connection's directory, swept when missing, stale or invalidated.
+    pub async fn directory(
+        &self,
+        conn: &ConnectionId,
+        client: &Client,
+    ) -> Result<Arc<Directory>, lastpass::Error> {
+        self.slot(conn)
+            .directory
+            .get(self.ttl, || sweep(client))
+            .await
+    }
+
+    /// A fresh sweep through `client` (e.g. a tapped one for `raw=true`), stored for others.
+    pub async fn sweep_now(
+        &self,
+        conn: &ConnectionId,
+        client: &Client,
+    ) -> Result<Arc<Directory>, lastpass::Error> {
+        self.slot(conn)
+            .directory
+            .load_and_store(|| sweep(client))
+            .await
+    }
+
+    /// The connection's shared folders (`getsfdata`), cached like the directory.
+    pub async fn folders(
+        &self,
+        conn: &ConnectionId,
+        client: &Client,
+        fresh: bool,
+    ) -> Result<Arc<Vec<SharedFolder>>, lastpass::Error> {
+        let slot = self.slot(conn);
+        if fresh {
+            return slot
+                .folders
+                .load_and_store(|| client.shared_folders())
+                .await;
+        }
+        slot.folders.get(self.ttl, || client.shared_folders()).await
+    }
+
+    /// Patches the directory after a write lpbridge made (no-op when nothing trusted is cached).
+    pub fn modify_directory(&self, conn: &ConnectionId, f: impl FnOnce(&mut Directory)) {
+        self.slot(conn).directory.modify(f);
+    }
+
+    /// Forgets everything cached for the connection (after writes whose effect is not known
+    /// exactly, and when the connection itself changes).
+    pub fn invalidate(&self, conn: &ConnectionId) {
+        let slot = self.slot(conn);
+        slot.directory.invalidate();
+        slot.folders.invalidate();
+    }
+
+    /// Drops a removed connection's slot.
+    pub fn forget(&self, conn: &ConnectionId) {
+        if let Some(slot) = self.slots.lock().remove(conn) {
+            slot.directory.invalidate();
+            slot.folders.invalidate();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn user(name: &str, groups: &[&str]) -> User {
+        let mut u = bare_invitee(name.to_string());
+        u.invited = false;
+        u.groups = groups.iter().map(|g| g.to_string()).collect();
+        u
+    }
+
+    #[test]
+    fn directory_sorts_merges_invitees_and_derives_groups() {
+        let d = Directory::from_parts(
+            vec![
+                user("b@x.com", &["Sales"]),
+                user("A@x.com", &["Sales", "Ops"]),
+            ],
+            vec!["c@x.com".into(), "a@x.com".into()],
+        );
+        let names: Vec<_> = d.users.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(names, ["A@x.com", "b@x.com", "c@x.com"]);
+        assert!(d.user("C@X.COM").is_some_and(|u| u.invited));
+        assert!(d.user("a@x.com").is_some_and(|u| !u.invited));
+        assert_eq!(d.groups["Sales"], ["a@x.com", "b@x.com"]);
+        assert_eq!(d.groups["Ops"], ["a@x.com"]);
+        assert_eq!(d.position_after("a@x.com"), 1);
+        assert_eq!(d.position_after(""), 0);
+        assert_eq!(d.position_after("zzz"), 3);
+    }
+
+    #[test]
+    fn upsert_and_remove_keep_order_and_groups() {
+        let mut d = Directory::from_parts(vec![user("b@x.com", &["G"])], vec![]);
+        d.upsert(user("a@x.com", &["G"]));
+        assert_eq!(d.users[0].username, "a@x.com");
+        assert_eq!(d.groups["G"].len(), 2);
+        assert!(d.remove("B@x.com"));
+        assert!(!d.remove("b@x.com"));
+        assert_eq!(d.groups["G"], ["a@x.com"]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_stale_readers_share_one_load() {
+        let cache: Arc<Cached<u32>> = Arc::new(Cached::default());
+        let loads = Arc::new(AtomicUsize::new(0));
+        let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let cache = cache.clone();
+            let loads = loads.clone();
+            let mut go = go_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get::<(), _>(Duration::from_secs(60), || async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        // Hold the flight until every reader is queued behind it.
+                        let _ = go.wait_for(|g| *g).await;
+                        Ok(7)
+                    })
+                    .await
+            }));
+        }
+        tokio::task::yield_now().await;
+        go_tx.send(true).unwrap();
+        for t in tasks {
+            assert_eq!(*t.await.unwrap().unwrap(), 7);
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn invalidation_and_ttl_force_a_reload_and_modify_patches() {
+        let cache: Cached<u32> = Cached::default();
+        let ttl = Duration::from_secs(60);
+        assert_eq!(
+            *cache.get::<(), _>(ttl, || async { Ok(1) }).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            *cache.get::<(), _>(ttl, || async { Ok(2) }).await.unwrap(),
+            1
+        );
+        cache.modify(|v| *v += 10);
+        assert_eq!(
+            *cache.get::<(), _>(ttl, || async { Ok(2) }).await.unwrap(),
+            11
+        );
+        cache.invalidate();
+        // A modify after invalidation must not resurrect the distrusted value.
+        cache.modify(|v| *v += 100);
+        assert_eq!(
+            *cache.get::<(), _>(ttl, || async { Ok(3) }).await.unwrap(),
+            3
+        );
+        let zero = Duration::ZERO;
+        assert_eq!(
+            *cache.get::<(), _>(zero, || async { Ok(4) }).await.unwrap(),
+            4
+        );
+        // Errors are not cached.
+        assert!(
+            cache
+                .get::<&str, _>(zero, || async { Err("down") })
+                .await
+                .is_err()
+        );
+    }
+}
