@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
@@ -243,10 +243,21 @@ impl<T: Clone> Cached<T> {
     }
 }
 
-#[derive(Default)]
 struct Slot {
     directory: Cached<Directory>,
     folders: Cached<Vec<SharedFolder>>,
+    /// The store's `directory_version` this slot's contents belong to (`i64::MIN`: not yet seen).
+    version: AtomicI64,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self {
+            directory: Cached::default(),
+            folders: Cached::default(),
+            version: AtomicI64::new(i64::MIN),
+        }
+    }
 }
 
 /// Every connection's snapshot.
@@ -333,6 +344,23 @@ impl Snapshots {
         slot.folders.invalidate();
     }
 
+    /// Compares the store's `directory_version` (read with the connection on every request)
+    /// with the one this snapshot belongs to: another replica's write invalidates it here.
+    pub fn observe_version(&self, conn: &ConnectionId, version: i64) {
+        let slot = self.slot(conn);
+        let seen = slot.version.swap(version, Ordering::AcqRel);
+        if seen != version && seen != i64::MIN {
+            slot.directory.invalidate();
+            slot.folders.invalidate();
+        }
+    }
+
+    /// Records the version this replica's own write produced (its snapshot is already patched
+    /// or invalidated), so it does not count as someone else's change.
+    pub fn own_version(&self, conn: &ConnectionId, version: i64) {
+        self.slot(conn).version.store(version, Ordering::Release);
+    }
+
     /// Drops a removed connection's slot.
     pub fn forget(&self, conn: &ConnectionId) {
         if let Some(slot) = self.slots.lock().remove(conn) {
@@ -383,6 +411,29 @@ mod tests {
         assert!(d.remove("B@x.com"));
         assert!(!d.remove("b@x.com"));
         assert_eq!(d.groups["G"], ["a@x.com"]);
+    }
+
+    #[tokio::test]
+    async fn a_version_change_from_elsewhere_invalidates_but_our_own_does_not() {
+        let snaps = Snapshots::new(Duration::from_secs(60));
+        let id = ConnectionId::new("c").unwrap();
+        snaps.observe_version(&id, 3);
+        let slot = snaps.slot(&id);
+        let ttl = Duration::from_secs(60);
+        slot.directory
+            .get::<(), _>(ttl, || async { Ok(Directory::default()) })
+            .await
+            .unwrap();
+        snaps.observe_version(&id, 3);
+        assert!(slot.directory.fresh(ttl).is_some());
+        snaps.own_version(&id, 4);
+        snaps.observe_version(&id, 4);
+        assert!(slot.directory.fresh(ttl).is_some(), "our own write");
+        snaps.observe_version(&id, 5);
+        assert!(
+            slot.directory.fresh(ttl).is_none(),
+            "another replica's write"
+        );
     }
 
     #[tokio::test]

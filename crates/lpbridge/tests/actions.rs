@@ -855,3 +855,12 @@ fn every_direct_action_is_exercised_here() {
         );
     }
 }
+
+/// The futures are `Send`, so an axum handler can await them.
+#[allow(dead_code)]
+fn futures_are_send(client: &lastpass::Client) {
+    fn send<T: Send>(_: T) {}
+    send(actions::run(client, "lastpass_list_users", json!({})));
+    send(actions::proxy(client, json!({})));
+    send(actions::proxy_output(client, json!({})));
+}

@@ -538,7 +538,7 @@ async fn api_keys_create_verify_revoke(fx: &Fixture) {
     assert!(!by_id(&ro.id).is_revoked());
     assert!(by_id(&ro.id).last_used_at.is_some());
     let json = serde_json::to_string(&list).unwrap();
-    assert!(!json.contains(&parts[2]), "{json}");
+    assert!(!json.contains(parts[2]), "{json}");
 
     let e = a.create_api_key("  ", false).await.unwrap_err();
     assert!(

@@ -218,21 +218,29 @@ impl fmt::Debug for AutotaskClient {
 }
 
 /// `isActive` is a bool on companies and an int (1/0) on contacts [AT1][AT3]: accept both.
+/// A visitor rather than an untagged enum, which would build an error per row.
 fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum F {
-        B(bool),
-        I(i64),
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a boolean or 0/1")
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> std::result::Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<bool, E> {
+            match v {
+                0 => Ok(false),
+                1 => Ok(true),
+                n => Err(E::custom(format!("isActive is {n}, expected 0 or 1"))),
+            }
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<bool, E> {
+            self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+        }
     }
-    match F::deserialize(d)? {
-        F::B(b) => Ok(b),
-        F::I(1) => Ok(true),
-        F::I(0) => Ok(false),
-        F::I(n) => Err(serde::de::Error::custom(format!(
-            "isActive is {n}, expected 0 or 1"
-        ))),
-    }
+    d.deserialize_any(V)
 }
 
 #[derive(Debug, Deserialize)]
@@ -388,7 +396,8 @@ struct Call<'a> {
 }
 
 enum Reply {
-    Json(Value),
+    /// A 2xx JSON body, parsed by the caller into its own type.
+    Json(bytes::Bytes),
     NotFound,
 }
 
@@ -487,9 +496,11 @@ impl AutotaskClient {
                 allow_404: false,
             })
             .await?;
-        let Reply::Json(v) = reply else {
+        let Reply::Json(b) = reply else {
             return Err(invalid("zoneInformation", "no zone"));
         };
+        let v: Value = serde_json::from_slice(&b)
+            .map_err(|e| invalid("zoneInformation", format!("unexpected shape: {e}")))?;
         let raw = v
             .get("url")
             .and_then(Value::as_str)
@@ -575,7 +586,7 @@ impl AutotaskClient {
                 }
             };
             match verdict {
-                Verdict::Ok(v) => return Ok(Reply::Json(v)),
+                Verdict::Ok(b) => return Ok(Reply::Json(b)),
                 Verdict::NotFound => return Ok(Reply::NotFound),
                 Verdict::Fail(e) => return Err(self.scrub(e)),
                 Verdict::Retry { kind, after, error } => {
@@ -634,7 +645,7 @@ impl AutotaskClient {
         let after = retry_after(resp.headers());
         let body = resp.bytes().await.map_err(net)?;
         tracing::trace!(call = %call.what, status, bytes = body.len(), "autotask answer");
-        Ok(classify(&call.what, status, after, &body, call.allow_404))
+        Ok(classify(&call.what, status, after, body, call.allow_404))
     }
 
     /// A query body: `filter`, `MaxRecords`, `IncludeFields`.
@@ -723,10 +734,10 @@ impl AutotaskClient {
                 allow_404: false,
             })
             .await?;
-        let Reply::Json(v) = reply else {
+        let Reply::Json(b) = reply else {
             return Err(invalid(&call_what, "no body"));
         };
-        let page: Page<T> = serde_json::from_value(v)
+        let page: Page<T> = serde_json::from_slice(&b)
             .map_err(|e| invalid(&call_what, format!("unexpected page shape: {e}")))?;
         if let (Some(prev), Some(first)) = (last_id, page.items.first())
             && first.id() <= prev
@@ -806,7 +817,7 @@ impl AutotaskClient {
         struct Fields {
             fields: Vec<Field>,
         }
-        let fields: Fields = serde_json::from_value(v)
+        let fields: Fields = serde_json::from_slice(&v)
             .map_err(|e| invalid(what, format!("unexpected shape: {e}")))?;
         let ct = fields
             .fields
@@ -911,6 +922,8 @@ impl AutotaskClient {
         else {
             return Err(invalid(&what, "no body"));
         };
+        let v: Value = serde_json::from_slice(&v)
+            .map_err(|e| invalid(&what, format!("unexpected shape: {e}")))?;
         v.get("queryCount")
             .and_then(Value::as_u64)
             .ok_or_else(|| invalid(&what, "no queryCount in the answer"))
@@ -1029,7 +1042,9 @@ impl PsaDirectory for AutotaskClient {
                 .await?
             {
                 Reply::NotFound => Ok(None),
-                Reply::Json(v) => {
+                Reply::Json(b) => {
+                    let v: Value = serde_json::from_slice(&b)
+                        .map_err(|e| invalid(what, format!("unexpected shape: {e}")))?;
                     let item = v
                         .get("item")
                         .ok_or_else(|| invalid(what, "the answer has no item"))?;

@@ -457,15 +457,15 @@ fn to_contact(w: WireContact, company_id: Option<&str>, what: &str) -> Result<Co
         ));
     };
     let company = company.to_string();
-    if let Some(want) = company_id {
-        if want != company {
-            return Err(invalid(
-                what,
-                format!(
-                    "contact {id} belongs to company {company}, not {want}: the filter was ignored"
-                ),
-            ));
-        }
+    if let Some(want) = company_id
+        && want != company
+    {
+        return Err(invalid(
+            what,
+            format!(
+                "contact {id} belongs to company {company}, not {want}: the filter was ignored"
+            ),
+        ));
     }
     let (emails, invalid_emails) = emails_of(w.communication_items.as_deref().unwrap_or(&[]));
     Ok(Contact {
@@ -721,12 +721,12 @@ impl ConnectWiseClient {
             .filter(|c| !c.is_empty() && !c.contains(['?', '#']))
             .ok_or_else(|| invalid(what, "no Codebase in the company info"))?;
         let mut api = self.site.clone();
-        if codebase != "v4_6_release" {
-            if let Some(h) = api.host_str().filter(|h| CLOUD_UI_HOSTS.contains(h)) {
-                let h = format!("api-{h}");
-                // A valid host with a prefix stays valid.
-                let _ = api.set_host(Some(&h));
-            }
+        if codebase != "v4_6_release"
+            && let Some(h) = api.host_str().filter(|h| CLOUD_UI_HOSTS.contains(h))
+        {
+            let h = format!("api-{h}");
+            // A valid host with a prefix stays valid.
+            let _ = api.set_host(Some(&h));
         }
         let base = format!("{}/{codebase}/apis/3.0", api.as_str().trim_end_matches('/'));
         if let Ok(mut g) = self.base.lock() {
@@ -776,15 +776,17 @@ impl ConnectWiseClient {
         T: Send + 'a,
         F: Fn(W, &str) -> Result<T> + Send + Sync + 'a,
     {
-        struct St {
+        struct St<W> {
             next: Option<String>,
-            buf: VecDeque<Value>,
+            buf: VecDeque<W>,
+            what: String,
             seen: HashSet<String>,
             failed: bool,
         }
         let st = St {
             next: Some(first),
             buf: VecDeque::new(),
+            what: String::new(),
             seen: HashSet::new(),
             failed: false,
         };
@@ -796,19 +798,17 @@ impl ConnectWiseClient {
                     if st.failed {
                         return None;
                     }
-                    if let Some(v) = st.buf.pop_front() {
-                        let what = "a list page";
-                        let item = serde_json::from_value::<W>(v)
-                            .map_err(|e| invalid(what, e))
-                            .and_then(|w| convert(w, what));
+                    if let Some(w) = st.buf.pop_front() {
+                        let item = convert(w, &st.what);
                         st.failed = item.is_err();
                         return Some((item, st));
                     }
                     let rel = st.next.take()?;
-                    match self.page(&rel, &mut st.seen).await {
-                        Ok((items, next)) => {
+                    match self.page::<W>(&rel, &mut st.seen).await {
+                        Ok((items, next, what)) => {
                             st.buf = items.into();
                             st.next = next;
+                            st.what = what;
                         }
                         Err(e) => {
                             st.failed = true;
@@ -821,12 +821,13 @@ impl ConnectWiseClient {
         .boxed()
     }
 
-    /// One page: its items and the next page's relative URL.
-    async fn page(
+    /// One page: its items (decoded straight from the body: no intermediate `Value`s), the next
+    /// page's relative URL, and the endpoint for error details.
+    async fn page<W: DeserializeOwned>(
         &self,
         rel: &str,
         seen: &mut HashSet<String>,
-    ) -> Result<(Vec<Value>, Option<String>)> {
+    ) -> Result<(Vec<W>, Option<String>, String)> {
         if !seen.insert(rel.to_string()) {
             return Err(invalid(
                 rel,
@@ -837,12 +838,12 @@ impl ConnectWiseClient {
         if !r.status.is_success() {
             return Err(classify(&r));
         }
-        let items: Vec<Value> = parse_body(&r)?;
+        let items: Vec<W> = parse_body(&r)?;
         let next = next_link(&r.headers, &r.what)?;
         if items.is_empty() && next.is_some() {
             return Err(invalid(&r.what, "an empty page with a next link"));
         }
-        Ok((items, next))
+        Ok((items, next, r.what))
     }
 
     async fn inactive_statuses(&self) -> Result<&HashMap<u64, bool>> {

@@ -244,7 +244,7 @@ async fn thread_limit_is_respected_under_concurrency() {
     sb.autotask.add_fault(FaultRule::new(
         "Contacts",
         FaultKind::Latency {
-            min_ms: 40,
+            min_ms: 60,
             max_ms: None,
         },
     ));
@@ -262,7 +262,9 @@ async fn thread_limit_is_respected_under_concurrency() {
     assert!(results.iter().all(Result::is_ok));
     let st = sb.autotask.stats();
     assert_eq!(st.thread_limited, 0);
-    assert_eq!(st.max_in_flight.get("Contacts"), Some(&3));
+    // Never more than the limit; usually exactly 3 (timing on a loaded machine may give less).
+    let max = st.max_in_flight.get("Contacts").copied().unwrap_or(0);
+    assert!((1..=3).contains(&max), "{max}");
 }
 
 #[tokio::test]

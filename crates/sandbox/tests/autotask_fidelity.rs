@@ -605,30 +605,47 @@ async fn get_by_id_children_and_picklists() {
 #[tokio::test]
 async fn thread_limit_rejects_the_fourth_concurrent_call() {
     let at = small().await;
-    at.sb.autotask.add_fault(FaultRule::new(
-        "Companies",
-        FaultKind::Latency {
-            min_ms: 400,
-            max_ms: None,
-        },
-    ));
-    let body = json!({"filter": [{"op": "eq", "field": "id", "value": 0}]});
-    let calls = (0..5).map(|_| at.post("Companies/query", &body));
-    let results = futures::future::join_all(calls).await;
-    let limited: Vec<&Value> = results
-        .iter()
-        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
-        .map(|(_, b)| b)
-        .collect();
-    assert_eq!(limited.len(), 2, "{results:?}");
-    assert_eq!(
-        limited[0],
-        &json!({"errors": ["Thread Threshold Exceeded — The Autotask API thread threshold of 3 threads has been exceeded."]})
+    // Three slow calls hold the three threads; once the emulator shows them in flight (polled
+    // with a deadline), two more calls are refused at once.
+    at.sb.autotask.add_fault(
+        FaultRule::new(
+            "Companies",
+            FaultKind::Latency {
+                min_ms: 2000,
+                max_ms: None,
+            },
+        )
+        .count(3),
     );
+    let body = json!({"filter": [{"op": "eq", "field": "id", "value": 0}]});
+    let slow = futures::future::join_all((0..3).map(|_| at.post("Companies/query", &body)));
+    let extra = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while at.sb.autotask.stats().max_in_flight.get("Companies") != Some(&3) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "three calls never in flight"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let a = at.post("Companies/query", &body).await;
+        let b = at.post("Companies/query", &body).await;
+        vec![a, b]
+    };
+    let (slow, limited) = tokio::join!(slow, extra);
+    assert!(slow.iter().all(|(s, _)| *s == StatusCode::OK), "{slow:?}");
+    for (s, b) in &limited {
+        assert_eq!(*s, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            b,
+            &json!({"errors": ["Thread Threshold Exceeded — The Autotask API thread threshold of 3 threads has been exceeded."]})
+        );
+    }
     let st = at.sb.autotask.stats();
     assert_eq!(st.thread_limited, 2);
     assert_eq!(st.max_in_flight.get("Companies"), Some(&3));
-    // Another endpoint has its own threads.
+    // The threads are free again, and another endpoint has its own.
+    assert_eq!(at.post("Companies/query", &body).await.0, StatusCode::OK);
     let (s, _) = at
         .post("Contacts/query", &json!({"filter": [], "MaxRecords": 1}))
         .await;
@@ -890,7 +907,7 @@ fn model(c: &Value, f: &Value) -> bool {
                 "endsWith" => lc(v).zip(lc(want)).is_some_and(|(h, n)| h.ends_with(&n)),
                 "contains" => lc(v).zip(lc(want)).is_some_and(|(h, n)| h.contains(&n)),
                 "exist" => lc(v).is_some_and(|s| !s.is_empty()),
-                "notExist" => !lc(v).is_some_and(|s| !s.is_empty()),
+                "notExist" => lc(v).is_none_or(|s| s.is_empty()),
                 "in" => want.as_array().is_some_and(|l| l.iter().any(|x| eq(v, x))),
                 "notIn" => !want.as_array().is_some_and(|l| l.iter().any(|x| eq(v, x))),
                 _ => panic!("unknown op {op}"),

@@ -421,27 +421,38 @@ pub(crate) fn dedup_emails(emails: Vec<Email>) -> Vec<Email> {
         .collect()
 }
 
-/// Sets up tracing on stderr for `-v`.
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info,lpbridge=debug,lastpass=debug",
+/// Sets up tracing on stderr: `-v` for commands; the service logs at info by default, as text
+/// or JSON lines.
+fn init_tracing(verbose: u8, service: Option<crate::serve::LogFormat>) {
+    let default = match (verbose, service.is_some()) {
+        (0, false) => "warn",
+        (0, true) => "info,sqlx=warn",
+        (1, _) => "info,lpbridge=debug,lastpass=debug",
         _ => "debug,lpbridge=trace,lastpass=trace",
     };
     // LPBRIDGE_LOG, else the conventional RUST_LOG (what the README documents), else -v.
     let filter = tracing_subscriber::EnvFilter::try_from_env("LPBRIDGE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_env("RUST_LOG"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if service == Some(crate::serve::LogFormat::Json) {
+        builder.json().try_init()
+    } else {
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
+    };
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
-    init_tracing(cli.global.verbose);
+    let service = match &cli.command {
+        Command::Serve(a) => Some(a.log_format.unwrap_or(crate::serve::LogFormat::Text)),
+        _ => None,
+    };
+    init_tracing(cli.global.verbose, service);
     let ctx = Ctx::new(cli.global);
     let result = match cli.command {
         Command::Connection(c) => connection::run(&ctx, c).await,

@@ -205,11 +205,14 @@ impl App {
             ))
         })?;
         let client = self.client_for(&conn)?;
+        self.snapshots
+            .observe_version(&conn.id, conn.directory_version);
         Ok(unified::Conn {
             tz: conn.time_zone.unwrap_or(chrono_tz::US::Eastern),
             id: conn.id,
             client,
             snapshots: self.snapshots.clone(),
+            store: Some(self.store.clone()),
         })
     }
 
@@ -294,32 +297,49 @@ impl FromRequestParts<App> for Account {
 /// A JSON body: size-limited (413), parsed with the position of a syntax error (400).
 pub struct JsonBody(pub Value);
 
+/// Like [`JsonBody`], but an empty body is `{}` (actions without parameters).
+pub struct OptionalJsonBody(pub Value);
+
+async fn read_json(req: Request, app: &App, empty: Option<Value>) -> Result<Value, ApiError> {
+    let limit = app.settings.max_body_bytes;
+    let bytes = Bytes::from_request(req, app).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError(Error::TooLarge { limit })
+        } else {
+            ApiError(InvalidValue::new("body", "", e.body_text()).into())
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return empty
+            .ok_or_else(|| InvalidValue::new("body", "", "is empty: send a JSON object").into());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        InvalidValue::new(
+            "body",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(100)]),
+            format!(
+                "is not valid JSON (line {}, column {}: {e})",
+                e.line(),
+                e.column()
+            ),
+        )
+        .into()
+    })
+}
+
 impl FromRequest<App> for JsonBody {
     type Rejection = ApiError;
     async fn from_request(req: Request, app: &App) -> Result<Self, ApiError> {
-        let limit = app.settings.max_body_bytes;
-        let bytes = Bytes::from_request(req, app).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError(Error::TooLarge { limit })
-            } else {
-                ApiError(InvalidValue::new("body", "", e.body_text()).into())
-            }
-        })?;
-        if bytes.is_empty() {
-            return Err(InvalidValue::new("body", "", "is empty: send a JSON object").into());
-        }
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            InvalidValue::new(
-                "body",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(100)]),
-                format!(
-                    "is not valid JSON (line {}, column {}: {e})",
-                    e.line(),
-                    e.column()
-                ),
-            )
-        })?;
-        Ok(JsonBody(v))
+        Ok(JsonBody(read_json(req, app, None).await?))
+    }
+}
+
+impl FromRequest<App> for OptionalJsonBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, app: &App) -> Result<Self, ApiError> {
+        Ok(OptionalJsonBody(
+            read_json(req, app, Some(json!({}))).await?,
+        ))
     }
 }
 
@@ -735,33 +755,12 @@ async fn run_action(
     c: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    OptionalJsonBody(input): OptionalJsonBody,
 ) -> ApiResult {
     let spec = find_action(&name)?;
     if spec.write {
         c.require_write()?;
     }
-    // An empty body is an empty input (actions without parameters).
-    let input: Value = if body.is_empty() {
-        json!({})
-    } else if body.len() > app.settings.max_body_bytes {
-        return Err(Error::TooLarge {
-            limit: app.settings.max_body_bytes,
-        }
-        .into());
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            InvalidValue::new(
-                "body",
-                String::from_utf8_lossy(&body[..body.len().min(100)]),
-                format!(
-                    "is not valid JSON (line {}, column {}: {e})",
-                    e.line(),
-                    e.column()
-                ),
-            )
-        })?
-    };
     let a = app.account(&headers).await?;
     let data = match spec.kind {
         ActionKind::Unified => run_unified(&a, spec.name, &input).await?,
@@ -770,6 +769,7 @@ async fn run_action(
             if spec.write {
                 // Whatever happened (even a partial failure), the directory may have changed.
                 a.snapshots.invalidate(&a.id);
+                a.announce_write().await;
             }
             let out = out.map_err(Error::from)?;
             json!({ "data": out.data })
@@ -782,6 +782,7 @@ async fn proxy(c: Caller, Account(a): Account, JsonBody(body): JsonBody) -> ApiR
     c.require_write()?;
     let out = actions::proxy(&a.client, body).await;
     a.snapshots.invalidate(&a.id);
+    a.announce_write().await;
     json_ok(out.map_err(Error::from)?)
 }
 

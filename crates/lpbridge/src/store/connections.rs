@@ -32,6 +32,8 @@ pub struct Connection {
     pub time_zone: Option<chrono_tz::Tz>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Bumped by directory writes made through lpbridge (see `bump_directory_version`).
+    pub directory_version: i64,
 }
 
 /// A stored connection without its secret (listings, API responses).
@@ -131,6 +133,7 @@ struct FullRow {
     summary: SummaryRow,
     provhash_ciphertext: Vec<u8>,
     provhash_nonce: Vec<u8>,
+    directory_version: i64,
 }
 
 const SUMMARY_COLUMNS: &str = "id, cid, endpoint, time_zone, created_at, updated_at";
@@ -224,8 +227,8 @@ impl Store {
     /// One connection with its provisioning hash decrypted; `None` when there is no such id.
     pub async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>> {
         let sql = format!(
-            "SELECT {SUMMARY_COLUMNS}, provhash_ciphertext, provhash_nonce FROM connections \
-             WHERE id = $1"
+            "SELECT {SUMMARY_COLUMNS}, provhash_ciphertext, provhash_nonce, directory_version \
+             FROM connections WHERE id = $1"
         );
         let row = with_pool!(self, p => sqlx::query_as::<_, FullRow>(&sql)
             .bind(id.as_str())
@@ -238,6 +241,7 @@ impl Store {
             nonce: row.provhash_nonce,
             ciphertext: row.provhash_ciphertext,
         };
+        let directory_version = row.directory_version;
         let summary = row.summary.into_summary()?;
         let plain = match self
             .key()
@@ -258,7 +262,22 @@ impl Store {
             time_zone: summary.time_zone,
             created_at: summary.created_at,
             updated_at: summary.updated_at,
+            directory_version,
         }))
+    }
+
+    /// Records that lpbridge changed the connection's directory (users, groups) and returns the
+    /// new version; `None` when there is no such connection. Every replica compares the version
+    /// with its snapshot's on the next request and sweeps again when they differ.
+    pub async fn bump_directory_version(&self, id: &ConnectionId) -> Result<Option<i64>> {
+        let v = with_pool!(self, p => sqlx::query_scalar::<_, i64>(
+            "UPDATE connections SET directory_version = directory_version + 1 WHERE id = $1 \
+             RETURNING directory_version",
+        )
+        .bind(id.as_str())
+        .fetch_optional(p)
+        .await)?;
+        Ok(v)
     }
 
     /// One connection without its secret (needs no key); `None` when there is no such id.

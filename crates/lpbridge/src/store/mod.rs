@@ -779,31 +779,30 @@ mod tests {
         assert_eq!(decode_sealed(&encode_sealed(&s)), Some(s));
         assert_eq!(decode_sealed("nodot"), None);
     }
-}
 
-/// Every public future is `Send` for any borrow (axum handlers and `tokio::spawn` need it).
-#[cfg(test)]
-#[allow(dead_code)]
-fn futures_are_send(s: Store, id: lp_types::ConnectionId) {
-    fn spawn<F: std::future::Future + Send + 'static>(_: F) {}
-    spawn(async move {
-        let _ = s.ping().await;
-        let _ = s.get_connection(&id).await;
-        let _ = s.connection_summary(&id).await;
-        let _ = s.list_connections().await;
-        let _ = s.update_connection(&id, ConnectionPatch::default()).await;
-        let _ = s.delete_connection(&id).await;
-        let _ = s.connection_count().await;
-        let _ = s.verify_api_key("x").await;
-        let _ = s.create_api_key("x", true).await;
-        let _ = s.list_api_keys().await;
-        let _ = s.revoke_api_key("x").await;
-        let _ = s.claim_once("x").await;
-        let _ = s.try_acquire_lease("x", "o", Duration::from_secs(1)).await;
-        let _ = s.renew_lease("x", "o", Duration::from_secs(1)).await;
-        let _ = s.release_lease("x", "o").await;
-        let _ = s.lease("x").await;
-        let _ = Store::open(None, Path::new("/x")).await;
-        s.close().await;
-    });
+    /// Every public future is `Send` for any borrow (axum handlers and `tokio::spawn` need it).
+    #[allow(dead_code)]
+    fn futures_are_send(s: Store, id: lp_types::ConnectionId) {
+        fn spawn<F: std::future::Future + Send + 'static>(_: F) {}
+        spawn(async move {
+            let _ = s.ping().await;
+            let _ = s.get_connection(&id).await;
+            let _ = s.connection_summary(&id).await;
+            let _ = s.list_connections().await;
+            let _ = s.update_connection(&id, ConnectionPatch::default()).await;
+            let _ = s.delete_connection(&id).await;
+            let _ = s.connection_count().await;
+            let _ = s.verify_api_key("x").await;
+            let _ = s.create_api_key("x", true).await;
+            let _ = s.list_api_keys().await;
+            let _ = s.revoke_api_key("x").await;
+            let _ = s.claim_once("x").await;
+            let _ = s.try_acquire_lease("x", "o", Duration::from_secs(1)).await;
+            let _ = s.renew_lease("x", "o", Duration::from_secs(1)).await;
+            let _ = s.release_lease("x", "o").await;
+            let _ = s.lease("x").await;
+            let _ = Store::open(None, Path::new("/x")).await;
+            s.close().await;
+        });
+    }
 }

@@ -32,6 +32,8 @@ pub struct Conn {
     pub client: Client,
     pub tz: Tz,
     pub snapshots: Arc<Snapshots>,
+    /// Where directory writes are announced to other replicas (`None` in a bare test setup).
+    pub store: Option<crate::store::Store>,
 }
 
 /// The query parameters every unified endpoint accepts (validated; unknown ones refused).
@@ -273,6 +275,20 @@ fn page_of<'a, T>(
 }
 
 impl Conn {
+    /// Announces a directory write made through this connection: bumps the store's
+    /// `directory_version` so other replicas drop their snapshots. A failure only costs them
+    /// staleness until the TTL, so it is logged, not returned.
+    pub async fn announce_write(&self) {
+        let Some(store) = &self.store else { return };
+        match store.bump_directory_version(&self.id).await {
+            Ok(Some(v)) => self.snapshots.own_version(&self.id, v),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(connection = %self.id, error = %e, "cannot record a directory change")
+            }
+        }
+    }
+
     /// The directory: cached, or swept through a tapped client for `raw=true`.
     async fn directory(&self, raw: bool) -> Result<(Arc<Directory>, Option<Vec<RawCall>>)> {
         if raw {
@@ -490,6 +506,7 @@ impl Conn {
                 d.upsert(u);
             }
         });
+        self.announce_write().await;
         Ok(to_value(&model::WriteResult::ok("User updated")))
     }
 
@@ -517,6 +534,7 @@ impl Conn {
                 .snapshots
                 .modify_directory(&self.id, move |d| _ = d.remove(&key)),
         }
+        self.announce_write().await;
         let verb = match action {
             DeleteAction::Deactivate => "deactivated",
             DeleteAction::Remove => "removed from the company",

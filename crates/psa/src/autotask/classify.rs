@@ -20,7 +20,9 @@ pub enum RetryKind {
 /// What to do with one answer.
 #[derive(Debug, Clone)]
 pub enum Verdict {
-    Ok(Value),
+    /// A 2xx JSON body without `errors`, left unparsed: callers deserialize it into their own
+    /// types (no intermediate `Value` for pages of 500 rows).
+    Ok(bytes::Bytes),
     /// 404 where the caller accepts it (a missing row).
     NotFound,
     Retry {
@@ -66,41 +68,56 @@ fn snippet(body: &[u8]) -> String {
     cut.replace(['\r', '\n'], " ")
 }
 
+/// Just enough of a 2xx body to see whether it carries `errors`; other fields are skipped
+/// without being built.
+#[derive(serde::Deserialize)]
+struct Probe {
+    #[serde(default)]
+    errors: Option<Value>,
+}
+
 /// Classifies one answer. `what` names the call for the error detail (`Companies/query`).
 pub fn classify(
     what: &str,
     status: u16,
     retry_after: Option<Duration>,
-    body: &[u8],
+    body: bytes::Bytes,
     allow_404: bool,
 ) -> Verdict {
-    let json: Option<Value> = serde_json::from_slice(body).ok();
-    let msgs = json.as_ref().map(messages).unwrap_or_default();
-    let joined = msgs.join("; ");
-    let lower = joined.to_lowercase();
     let err = |kind: ErrorKind, text: &str| {
         Error::new(kind, format!("{what}: HTTP {status}: {text}")).with_status(status)
     };
+    if (200..300).contains(&status) {
+        return match serde_json::from_slice::<Probe>(&body) {
+            Err(_) => Verdict::Fail(err(
+                ErrorKind::InvalidResponse,
+                &format!("the body is not a JSON object: {}", snippet(&body)),
+            )),
+            Ok(p) => {
+                let msgs = p
+                    .errors
+                    .map(|e| messages(&serde_json::json!({ "errors": e })))
+                    .unwrap_or_default();
+                if msgs.is_empty() {
+                    Verdict::Ok(body)
+                } else {
+                    Verdict::Fail(err(
+                        ErrorKind::InvalidResponse,
+                        &format!("errors inside a successful answer: {}", msgs.join("; ")),
+                    ))
+                }
+            }
+        };
+    }
+    let json: Option<Value> = serde_json::from_slice(&body).ok();
+    let msgs = json.as_ref().map(messages).unwrap_or_default();
+    let joined = msgs.join("; ");
+    let lower = joined.to_lowercase();
     let detail = if joined.is_empty() {
-        snippet(body)
+        snippet(&body)
     } else {
         joined.clone()
     };
-    if (200..300).contains(&status) {
-        let Some(v) = json else {
-            return Verdict::Fail(err(
-                ErrorKind::InvalidResponse,
-                &format!("the body is not JSON: {}", snippet(body)),
-            ));
-        };
-        if !msgs.is_empty() && v.get("errors").is_some() {
-            return Verdict::Fail(err(
-                ErrorKind::InvalidResponse,
-                &format!("errors inside a successful answer: {joined}"),
-            ));
-        }
-        return Verdict::Ok(v);
-    }
     // The message decides before the status: Autotask says 500 for many client-side problems.
     if lower.contains("does not have the adequate permissions") {
         return Verdict::Fail(err(ErrorKind::Forbidden, &detail));
@@ -140,7 +157,13 @@ mod tests {
     use super::*;
 
     fn kind(status: u16, body: &str) -> Option<ErrorKind> {
-        match classify("t", status, None, body.as_bytes(), false) {
+        match classify(
+            "t",
+            status,
+            None,
+            bytes::Bytes::copy_from_slice(body.as_bytes()),
+            false,
+        ) {
             Verdict::Fail(e) => Some(e.kind),
             Verdict::Retry { error, .. } => Some(error.kind),
             _ => None,
@@ -189,7 +212,7 @@ mod tests {
         assert_eq!(kind(400, r#"{"errors":["bad"]}"#), Some(Unknown));
         assert_eq!(kind(200, r#"{"items":[],"errors":[]}"#), None);
         assert!(matches!(
-            classify("t", 404, None, b"", true),
+            classify("t", 404, None, bytes::Bytes::new(), true),
             Verdict::NotFound
         ));
         assert!(matches!(
@@ -197,7 +220,9 @@ mod tests {
                 "t",
                 500,
                 None,
-                r#"{"errors":[{"message":"Thread Threshold Exceeded — x"}]}"#.as_bytes(),
+                bytes::Bytes::from_static(
+                    r#"{"errors":[{"message":"Thread Threshold Exceeded — x"}]}"#.as_bytes()
+                ),
                 false
             ),
             Verdict::Retry {

@@ -20,7 +20,9 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::data::{Company, Contact, Db, Entity, EntityKind, field_index, fields_json, render};
+use super::data::{
+    Company, Contact, Db, Entity, EntityKind, Rendered, field_index, fields_json, render,
+};
 use super::faults::FaultKind;
 use super::filter::{Query, QueryError, parse_query};
 use super::{Autotask, Settings};
@@ -650,7 +652,18 @@ fn query<T: Entity>(
         }
         page.push(r);
     }
-    if next.is_some() && !q.includes_id {
+    // [AT6]: past 500 rows, `IncludeFields` must hold `id` (counted only when it matters).
+    let over_500 = || match &candidates {
+        Some(ids) => {
+            ids.iter()
+                .filter_map(|id| rows.get(id))
+                .filter(|r| matches(r))
+                .count()
+                > 500
+        }
+        None => rows.values().filter(|r| matches(r)).count() > 500,
+    };
+    if next.is_some() && !q.includes_id && over_500() {
         return Err(bad_request(QueryError(
             "IncludeFields must include id when the query returns more than 500 records.".into(),
         )));
@@ -682,22 +695,45 @@ fn query<T: Entity>(
         };
         page_url(site, &path, &c, search.as_deref())
     };
-    let items: Vec<Value> = page
-        .iter()
-        .map(|r| render(*r, q.include.as_ref()))
-        .collect();
-    Ok(json_response(
+    let count = page.len();
+    let out = PageOut {
+        items: page
+            .into_iter()
+            .map(|row| Rendered {
+                row,
+                include: q.include.as_ref(),
+            })
+            .collect(),
+        page_details: PageDetails {
+            count,
+            request_count: q.max_records,
+            prev_page_url: prev.map(mk),
+            next_page_url: next.map(mk),
+        },
+    };
+    Ok(respond(
         StatusCode::OK,
-        &json!({
-            "items": items,
-            "pageDetails": {
-                "count": items.len(),
-                "requestCount": q.max_records,
-                "prevPageUrl": prev.map(mk),
-                "nextPageUrl": next.map(mk),
-            }
-        }),
+        serde_json::to_vec(&out).unwrap_or_default(),
+        JSON_CONTENT_TYPE,
     ))
+}
+
+/// `{"items":[…],"pageDetails":{…}}`, serialized without building a `Value`.
+#[derive(Serialize)]
+#[serde(bound = "")]
+struct PageOut<'a, T: Entity> {
+    items: Vec<Rendered<'a, T>>,
+    #[serde(rename = "pageDetails")]
+    page_details: PageDetails,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PageDetails {
+    count: usize,
+    request_count: u64,
+    prev_page_url: Option<String>,
+    next_page_url: Option<String>,
 }
 
 /// Sorted candidate ids when a contact query pins `companyID` (eq / in) at its top level.

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::{Map, Value, json};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{Value, json};
 
 /// One field value as the filter evaluator and the JSON renderer see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -441,24 +443,64 @@ pub fn field_index<T: Entity>(name: &str) -> Option<usize> {
 /// A row as JSON: every field, or only `include` (field indexes) when given, plus
 /// `userDefinedFields` unless `include` leaves it out.
 pub fn render<T: Entity>(row: &T, include: Option<&Projection>) -> Value {
-    let fields = T::fields();
-    let mut m = Map::with_capacity(fields.len() + 1);
-    let mut put = |f: &FieldDef<T>| {
-        m.insert(f.name.to_string(), (f.get)(row).to_json());
-    };
-    match include {
-        None => fields.iter().for_each(&mut put),
-        Some(p) => p.fields.iter().for_each(|&i| put(&fields[i])),
+    serde_json::to_value(Rendered { row, include }).unwrap_or_default()
+}
+
+/// A row serialized straight to JSON (no intermediate `Value`: pages of 500 rows are the hot
+/// path of every listing).
+pub struct Rendered<'a, T: Entity> {
+    pub row: &'a T,
+    pub include: Option<&'a Projection>,
+}
+
+impl Serialize for FieldVal<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FieldVal::Null => s.serialize_none(),
+            FieldVal::Int(i) => s.serialize_i64(*i),
+            FieldVal::Bool(b) => s.serialize_bool(*b),
+            FieldVal::Str(v) => s.serialize_str(v),
+        }
     }
-    if include.is_none_or(|p| p.udfs) {
-        let udfs: Vec<Value> = row
-            .udfs()
-            .iter()
-            .map(|u| json!({"name": u.name, "value": u.value}))
-            .collect();
-        m.insert("userDefinedFields".into(), Value::Array(udfs));
+}
+
+#[derive(Serialize)]
+struct UdfOut<'a> {
+    name: &'a str,
+    value: Option<&'a str>,
+}
+
+impl<T: Entity> Serialize for Rendered<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let fields = T::fields();
+        let mut m = s.serialize_map(None)?;
+        match self.include {
+            None => {
+                for f in fields {
+                    m.serialize_entry(f.name, &(f.get)(self.row))?;
+                }
+            }
+            Some(p) => {
+                for &i in &p.fields {
+                    let f = &fields[i];
+                    m.serialize_entry(f.name, &(f.get)(self.row))?;
+                }
+            }
+        }
+        if self.include.is_none_or(|p| p.udfs) {
+            let udfs: Vec<UdfOut<'_>> = self
+                .row
+                .udfs()
+                .iter()
+                .map(|u| UdfOut {
+                    name: &u.name,
+                    value: u.value.as_deref(),
+                })
+                .collect();
+            m.serialize_entry("userDefinedFields", &udfs)?;
+        }
+        m.end()
     }
-    Value::Object(m)
 }
 
 /// `IncludeFields`, resolved to field indexes.

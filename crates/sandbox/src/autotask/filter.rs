@@ -471,10 +471,7 @@ mod tests {
         })
     }
 
-    fn ids<T: Entity>(rows: impl Iterator<Item = T>, q: &Value) -> Vec<i64>
-    where
-        T: Clone,
-    {
+    fn ids<T: Entity + Clone>(rows: impl Iterator<Item = T>, q: &Value) -> Vec<i64> {
         let q = parse_query::<T>(q).expect("valid query");
         rows.filter(|r| q.filter.matches(r))
             .map(|r| r.id())

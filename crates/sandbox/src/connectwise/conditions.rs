@@ -481,21 +481,16 @@ pub fn eval(expr: &Expr, record: &dyn Record) -> bool {
         Expr::And(a, b) => eval(a, record) && eval(b, record),
         Expr::Or(a, b) => eval(a, record) || eval(b, record),
         Expr::Cmp {
-            field,
-            ty,
-            op,
-            values,
+            field, op, values, ..
         } => {
-            let found = record.any(*field, &mut |s| {
-                values.iter().any(|v| matches(*ty, *op, s, v))
-            });
+            let found = record.any(*field, &mut |s| values.iter().any(|v| matches(*op, s, v)));
             found != op.negated()
         }
     }
 }
 
 /// The positive form of `op` (`!=` as `=`, `not in` as `in`, …) applied to one value.
-fn matches(ty: FieldType, op: Op, s: Scalar<'_>, v: &Literal) -> bool {
+fn matches(op: Op, s: Scalar<'_>, v: &Literal) -> bool {
     use std::cmp::Ordering;
     if let Literal::Null = v {
         return matches!(s, Scalar::Null);
@@ -513,7 +508,6 @@ fn matches(ty: FieldType, op: Op, s: Scalar<'_>, v: &Literal) -> bool {
         }
         _ => None,
     };
-    let _ = ty;
     let Some(o) = ord else { return false };
     match op {
         Op::Eq | Op::Ne | Op::In | Op::NotIn => o == Ordering::Equal,

@@ -163,13 +163,13 @@ impl ConnectWise {
     pub fn add_company(&self, n: NewCompany) -> R<Value> {
         check_name("name", &n.name, 50)?;
         let mut d = self.data().write();
-        if let Some(s) = n.status_id {
-            if !d.statuses.iter().any(|x| x.id == s) {
-                return Err(CwControlError::invalid(
-                    "status_id",
-                    format!("no status {s}"),
-                ));
-            }
+        if let Some(s) = n.status_id
+            && !d.statuses.iter().any(|x| x.id == s)
+        {
+            return Err(CwControlError::invalid(
+                "status_id",
+                format!("no status {s}"),
+            ));
         }
         let types = n
             .type_ids
@@ -224,13 +224,13 @@ impl ConnectWise {
 
     pub fn update_company(&self, id: u64, p: CompanyPatch) -> R<Value> {
         let mut d = self.data().write();
-        if let Some(s) = p.status_id {
-            if !d.statuses.iter().any(|x| x.id == s) {
-                return Err(CwControlError::invalid(
-                    "status_id",
-                    format!("no status {s}"),
-                ));
-            }
+        if let Some(s) = p.status_id
+            && !d.statuses.iter().any(|x| x.id == s)
+        {
+            return Err(CwControlError::invalid(
+                "status_id",
+                format!("no status {s}"),
+            ));
         }
         if let Some(bad) = p
             .type_ids
@@ -326,13 +326,13 @@ impl ConnectWise {
         if let Some(n) = &p.first_name {
             check_name("first_name", n, 30)?;
         }
-        if let Some(co) = p.company_id {
-            if !d.companies.contains_key(&co) {
-                return Err(CwControlError::not_found(
-                    "company_id",
-                    format!("no company {co}"),
-                ));
-            }
+        if let Some(co) = p.company_id
+            && !d.companies.contains_key(&co)
+        {
+            return Err(CwControlError::not_found(
+                "company_id",
+                format!("no company {co}"),
+            ));
         }
         if !d.contacts.contains_key(&id) {
             return Err(CwControlError::not_found("id", format!("no contact {id}")));
@@ -359,11 +359,11 @@ impl ConnectWise {
                 c.comms.retain(|m| m.kind != CommKind::Email);
                 c.comms.extend(new);
             }
-            if let Some(co) = p.company_id {
-                if co != c.company_id {
-                    moved = Some((c.company_id, co));
-                    c.company_id = co;
-                }
+            if let Some(co) = p.company_id
+                && co != c.company_id
+            {
+                moved = Some((c.company_id, co));
+                c.company_id = co;
             }
             c.last_updated = now;
         }

@@ -491,10 +491,10 @@ pub fn seed(
             c.id = d.next_comm_id;
             d.next_comm_id += 1;
         }
-        if let Some(idx) = comms.iter().position(|c| c.kind == CommKind::Email) {
-            if rng.gen_range(0..100) < 5 {
-                emails_so_far.push((id, idx));
-            }
+        if let Some(idx) = comms.iter().position(|c| c.kind == CommKind::Email)
+            && rng.gen_range(0..100) < 5
+        {
+            emails_so_far.push((id, idx));
         }
         let set = d.by_company.entry(company_id).or_default();
         let default_flag = set.is_empty();
@@ -939,10 +939,10 @@ impl Data {
                         );
                         item.insert("value".into(), json!(x.value));
                         item.insert("defaultFlag".into(), json!(x.default_flag));
-                        if x.kind == CommKind::Email {
-                            if let Some(d) = domain_of(&x.value) {
-                                item.insert("domain".into(), json!(d));
-                            }
+                        if x.kind == CommKind::Email
+                            && let Some(d) = domain_of(&x.value)
+                        {
+                            item.insert("domain".into(), json!(d));
                         }
                         item.insert("communicationType".into(), json!(x.kind.as_str()));
                         Value::Object(item)

@@ -1152,6 +1152,7 @@ impl Schema for NoChild {
 ///
 /// Navigable: `<{url}?{query}&pageSize=N&page=M>; rel="…"` for `first` and `prev` (not on page
 /// 1) and `next` and `last` (not on the last page); no header when everything fits one page.
+///
 /// Forward-only: `<{url}?{query}&pageSize=N&pageId=LAST>; rel="next"` while more follow, and an
 /// empty `Link` value on the last page (GUESS, spec §1.7).
 fn list_answer(
