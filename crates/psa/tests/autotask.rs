@@ -456,14 +456,43 @@ async fn category_invalid_response() {
 
 #[tokio::test]
 async fn category_unknown() {
-    // Nothing listens on port 9 of loopback (discard); the connection is refused.
+    // A port that was free a moment ago: the connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
     let cfg = AutotaskConfig::new("u@x.example", "s", "c")
-        .with_discovery_url("http://127.0.0.1:9/atservicesrest")
+        .with_discovery_url(format!("http://127.0.0.1:{port}/atservicesrest"))
         .with_retry(fast_retry());
     let c = AutotaskClient::new(cfg).expect("client");
     let e = err_kind(c.check()).await;
     assert_eq!(e.kind, ErrorKind::Unknown);
-    assert_eq!(c.calls(), 3);
+    assert_eq!(e.status, None);
+    assert_eq!(
+        c.calls(),
+        3,
+        "network failures are retried a bounded number of times"
+    );
+    // Any other unexpected status is unknown too (a 409 from the emulator).
+    let sb = small().await;
+    let c = client(&sb);
+    sb.autotask.add_fault(FaultRule::new(
+        "Companies",
+        FaultKind::Status {
+            status: 409,
+            message: Some("Conflict".into()),
+            retry_after: None,
+        },
+    ));
+    let e = err_kind(c.check()).await;
+    assert_eq!((e.kind, e.status), (ErrorKind::Unknown, Some(409)));
+    // A company id that is not an Autotask id is refused locally, as unknown.
+    let e = c
+        .contacts_of_companies(&["x".to_string()])
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("not an id");
+    assert_eq!(e.kind, ErrorKind::Unknown);
 }
 
 #[tokio::test]
@@ -553,5 +582,36 @@ proptest! {
                 .collect());
             assert_eq!(got, want);
         });
+    }
+}
+
+#[tokio::test]
+async fn category_invalid_response_for_the_405_trap() {
+    // What a client that GETs a POSTed query's nextPageUrl receives, classified.
+    let sb = small().await;
+    let cr = sb.autotask.credentials();
+    let http = reqwest::Client::new();
+    let authed = |rb: reqwest::RequestBuilder| {
+        rb.header("ApiIntegrationCode", &cr.integration_code)
+            .header("UserName", &cr.username)
+            .header("Secret", &cr.secret)
+    };
+    let zone = format!("{}/ATServicesRest/V1.0", sb.autotask_base());
+    let first: Value = authed(http.post(format!("{zone}/Companies/query")))
+        .json(&json!({"filter": [], "MaxRecords": 500}))
+        .send()
+        .await
+        .expect("first page")
+        .json()
+        .await
+        .expect("json");
+    let next = first["pageDetails"]["nextPageUrl"].as_str().expect("next");
+    let r = authed(http.get(next)).send().await.expect("get next");
+    let status = r.status().as_u16();
+    let body = r.bytes().await.expect("body");
+    assert_eq!(status, 405);
+    match psa::autotask::classify("Companies/query/next", status, None, body, false) {
+        psa::autotask::Verdict::Fail(e) => assert_eq!(e.kind, ErrorKind::InvalidResponse),
+        other => panic!("{other:?}"),
     }
 }
