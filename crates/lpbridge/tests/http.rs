@@ -853,3 +853,44 @@ async fn operations_endpoints_and_openapi_cover_every_route() {
     );
     assert!(m.contains("lpbridge_upstream_requests_total{connection=\"acme\",command=\"getuserdata\",outcome=\"ok\"}"), "{m}");
 }
+
+#[tokio::test]
+async fn read_commands_through_the_proxy_keep_the_snapshot_and_allow_read_only_keys() {
+    let t = spawn().await;
+    assert_eq!(t.get("/unified/iam/users?page_size=1").await.status, 200);
+    let before = sweeps(&t);
+    let body = br#"{"method":"post","body":{"cmd":"getsfdata","data":"all"}}"#.to_vec();
+    let r = t
+        .req(Method::POST, "/unified/proxy", Some(&t.ro), &[], Some(body))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(t.get("/unified/iam/users?page_size=1").await.status, 200);
+    assert_eq!(
+        sweeps(&t),
+        before,
+        "a read must not invalidate the snapshot"
+    );
+    // A write command needs a read-write key, and invalidates.
+    let w = br#"{"method":"post","body":{"cmd":"reinviteuser","data":{"username":"nobody@example.com"}}}"#;
+    let r = t
+        .req(
+            Method::POST,
+            "/unified/proxy",
+            Some(&t.ro),
+            &[],
+            Some(w.to_vec()),
+        )
+        .await;
+    assert_error(&r, 403, "read-only");
+    let _ = t
+        .req(
+            Method::POST,
+            "/unified/proxy",
+            Some(&t.rw),
+            &[],
+            Some(w.to_vec()),
+        )
+        .await;
+    assert_eq!(t.get("/unified/iam/users?page_size=1").await.status, 200);
+    assert_eq!(sweeps(&t), before.map(|n| n + 1), "a write invalidates");
+}

@@ -766,8 +766,8 @@ async fn run_action(
         ActionKind::Unified => run_unified(&a, spec.name, &input).await?,
         ActionKind::Direct => {
             let out = actions::run(&a.client, spec.name, input).await;
-            if spec.write {
-                // Whatever happened (even a partial failure), the directory may have changed.
+            // A failed write may still have been applied (partly, or before a lost answer).
+            if out.as_ref().map_or(spec.write, |o| o.changed_directory) {
                 a.snapshots.invalidate(&a.id);
                 a.announce_write().await;
             }
@@ -779,11 +779,23 @@ async fn run_action(
 }
 
 async fn proxy(c: Caller, Account(a): Account, JsonBody(body): JsonBody) -> ApiResult {
-    c.require_write()?;
-    let out = actions::proxy(&a.client, body).await;
-    a.snapshots.invalidate(&a.id);
-    a.announce_write().await;
-    json_ok(out.map_err(Error::from)?)
+    // Read commands are open to read-only keys; anything else may change data.
+    let cmd = body
+        .get("body")
+        .and_then(|b| b.get("cmd"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let read = actions::is_read_command(cmd);
+    if !read {
+        c.require_write()?;
+    }
+    let out = actions::proxy_output(&a.client, body).await;
+    // A failed write may still have been applied.
+    if out.as_ref().map_or(!read, |o| o.changed_directory) {
+        a.snapshots.invalidate(&a.id);
+        a.announce_write().await;
+    }
+    json_ok(out.map_err(Error::from)?.data)
 }
 
 // ---- connections ----------------------------------------------------------------------------

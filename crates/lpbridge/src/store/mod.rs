@@ -23,13 +23,15 @@
 //!   `chrono::DateTime<Utc>`. Row timestamps come from the application's clock; lease expiry is
 //!   computed and compared on the *database* clock, so replicas with skewed clocks still agree
 //!   on who holds a lease.
-//! - **Secrets**: provisioning hashes are sealed with the master key ([`crate::crypto`]) bound
-//!   to the connection id; API keys are stored as SHA-256 digests. No error, log line or `Debug`
-//!   output carries a secret, and database URLs are shown with their password replaced by `***`.
+//! - **Secrets**: provisioning hashes and PSA credentials are sealed with the master key
+//!   ([`crate::crypto`]) bound to the connection (or PSA integration) id; API keys are stored
+//!   as SHA-256 digests. No error, log line or `Debug` output carries a secret, and database
+//!   URLs are shown with their password replaced by `***`.
 
 mod api_keys;
 mod connections;
 mod coord;
+mod psa;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -50,6 +52,11 @@ pub use connections::{
     Connection, ConnectionPatch, ConnectionSummary, NewConnection, validate_connection_id,
 };
 pub use coord::Lease;
+pub use psa::{
+    AutotaskSettings, ConnectWiseSettings, NewPsaIntegration, PsaIntegration,
+    PsaIntegrationSummary, PsaSecrets, PsaSettings, Tuning as PsaTuning,
+    directory as psa_directory, validate_psa_id,
+};
 
 use crate::crypto::{CryptoError, KeySource, MasterKey};
 
@@ -801,6 +808,10 @@ mod tests {
             let _ = s.renew_lease("x", "o", Duration::from_secs(1)).await;
             let _ = s.release_lease("x", "o").await;
             let _ = s.lease("x").await;
+            let _ = s.get_psa_integration(&id).await;
+            let _ = s.psa_integration_summary(&id).await;
+            let _ = s.list_psa_integrations().await;
+            let _ = s.delete_psa_integration(&id).await;
             let _ = Store::open(None, Path::new("/x")).await;
             s.close().await;
         });

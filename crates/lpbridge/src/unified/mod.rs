@@ -183,11 +183,12 @@ pub fn decode_cursor(kind: &str, raw: &str) -> Result<String> {
     Ok(c.a)
 }
 
-/// Keeps only the requested top-level fields (`fields=`); unknown names are refused.
-fn select(value: Value, fields: &Option<Vec<String>>, allowed: &[String]) -> Result<Value> {
+/// Keeps only the requested top-level fields (`fields=`) of a `T`; unknown names are refused.
+fn select<T: schemars::JsonSchema>(value: Value, fields: &Option<Vec<String>>) -> Result<Value> {
     let Some(fields) = fields else {
         return Ok(value);
     };
+    let allowed = field_names::<T>();
     for f in fields {
         if !allowed.iter().any(|a| a == f) {
             return Err(InvalidValue::new(
@@ -323,7 +324,6 @@ impl Conn {
 
     pub async fn list_users(&self, p: &Params) -> Result<Value> {
         let (dir, raw) = self.directory(p.raw).await?;
-        let allowed = field_names::<IamUser>();
         let wanted = p.email.as_deref().map(str::to_lowercase);
         let start = match &p.next {
             Some(c) => dir.position_after(&decode_cursor("users", c)?),
@@ -342,10 +342,9 @@ impl Conn {
                 more = true;
                 break;
             }
-            data.push(select(
+            data.push(select::<IamUser>(
                 to_value(&model::user(u, self.tz)),
                 &p.fields,
-                &allowed,
             )?);
             last = Some(u.username.to_lowercase());
         }
@@ -378,8 +377,7 @@ impl Conn {
                 }
             }
         };
-        let allowed = field_names::<IamUser>();
-        let v = select(to_value(&model::user(&user, self.tz)), &p.fields, &allowed)?;
+        let v = select::<IamUser>(to_value(&model::user(&user, self.tz)), &p.fields)?;
         Ok(one_envelope(v, raw))
     }
 
@@ -574,10 +572,9 @@ impl Conn {
         let (dir, raw) = self.directory(p.raw).await?;
         let groups: Vec<(&String, &Vec<String>)> = dir.groups.iter().collect();
         let (slice, next) = page_of(&groups, |(n, _)| (*n).clone(), "groups", p)?;
-        let allowed = field_names::<IamGroup>();
         let data = slice
             .iter()
-            .map(|(n, m)| select(self.group_value(&dir, n, m, p), &p.fields, &allowed))
+            .map(|(n, m)| select::<IamGroup>(self.group_value(&dir, n, m, p), &p.fields))
             .collect::<Result<Vec<_>>>()?;
         Ok(list_envelope(data, next, raw))
     }
@@ -588,8 +585,7 @@ impl Conn {
             .groups
             .get(id)
             .ok_or_else(|| Error::NotFound(format!("no group {id:?} (groups are named, and a group without members does not exist in LastPass)")))?;
-        let allowed = field_names::<IamGroup>();
-        let v = select(self.group_value(&dir, id, members, p), &p.fields, &allowed)?;
+        let v = select::<IamGroup>(self.group_value(&dir, id, members, p), &p.fields)?;
         Ok(one_envelope(v, raw))
     }
 
@@ -612,10 +608,9 @@ impl Conn {
             .filter_map(|id| model::account_role(id))
             .collect();
         let (slice, next) = page_of(&roles, |r| r.id.clone(), "roles", p)?;
-        let allowed = field_names::<model::IamRole>();
         let data = slice
             .iter()
-            .map(|r| select(to_value(r), &p.fields, &allowed))
+            .map(|r| select::<model::IamRole>(to_value(r), &p.fields))
             .collect::<Result<Vec<_>>>()?;
         Ok(list_envelope(data, next, raw))
     }
@@ -626,9 +621,8 @@ impl Conn {
             InvalidValue::new("id", id, "LastPass has two account roles: admin and basic")
         })?;
         let raw = self.probe(p.raw).await?;
-        let allowed = field_names::<model::IamRole>();
         Ok(one_envelope(
-            select(to_value(&role), &p.fields, &allowed)?,
+            select::<model::IamRole>(to_value(&role), &p.fields)?,
             raw,
         ))
     }
@@ -637,10 +631,9 @@ impl Conn {
         let raw = self.probe(p.raw).await?;
         let orgs = [model::organization(self.client.cid())];
         let (slice, next) = page_of(&orgs, |o| o.id.clone(), "organizations", p)?;
-        let allowed = field_names::<model::IamOrganization>();
         let data = slice
             .iter()
-            .map(|o| select(to_value(o), &p.fields, &allowed))
+            .map(|o| select::<model::IamOrganization>(to_value(o), &p.fields))
             .collect::<Result<Vec<_>>>()?;
         Ok(list_envelope(data, next, raw))
     }
@@ -653,8 +646,7 @@ impl Conn {
                 "no organization {id:?}: this connection's account is {cid}"
             )));
         }
-        let allowed = field_names::<model::IamOrganization>();
-        let v = select(to_value(&model::organization(cid)), &p.fields, &allowed)?;
+        let v = select::<model::IamOrganization>(to_value(&model::organization(cid)), &p.fields)?;
         Ok(one_envelope(v, raw))
     }
 
@@ -687,10 +679,9 @@ impl Conn {
         let mut sorted: Vec<&lastpass::SharedFolder> = folders.iter().collect();
         sorted.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         let (slice, next) = page_of(&sorted, |f| f.id.as_str().to_owned(), "resources", p)?;
-        let allowed = field_names::<model::IamResource>();
         let data = slice
             .iter()
-            .map(|f| select(to_value(&model::resource(f)), &p.fields, &allowed))
+            .map(|f| select::<model::IamResource>(to_value(&model::resource(f)), &p.fields))
             .collect::<Result<Vec<_>>>()?;
         Ok(list_envelope(data, next, raw))
     }
@@ -701,9 +692,8 @@ impl Conn {
             .iter()
             .find(|f| f.id.as_str() == id)
             .ok_or_else(|| Error::NotFound(format!("no shared folder {id:?}")))?;
-        let allowed = field_names::<model::IamResource>();
         Ok(one_envelope(
-            select(to_value(&model::resource(f)), &p.fields, &allowed)?,
+            select::<model::IamResource>(to_value(&model::resource(f)), &p.fields)?,
             raw,
         ))
     }
@@ -746,7 +736,6 @@ impl Conn {
             &format!("resource_users:{rid}"),
             p,
         )?;
-        let allowed = field_names::<model::ResourceUser>();
         let data = slice
             .iter()
             .map(|m| {
@@ -766,7 +755,7 @@ impl Conn {
                         .unwrap_or_default(),
                     permissions: Vec::new(),
                 };
-                select(to_value(&ru), &p.fields, &allowed)
+                select::<model::ResourceUser>(to_value(&ru), &p.fields)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(list_envelope(data, next, raw))
