@@ -77,6 +77,10 @@ pub enum Error {
     /// scope).
     #[error("{0}")]
     Forbidden(String),
+    /// A PSA (ConnectWise, Autotask) failure: the import's wording for its category, then the
+    /// technical detail (never a secret).
+    #[error("{}\n  detail: {}", .0.kind.user_message(), .0)]
+    Psa(#[from] psa::Error),
     /// A request body over the service's limit.
     #[error("the request body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
@@ -122,6 +126,9 @@ impl Error {
             | Error::Unauthorized(_)
             | Error::Forbidden(_)
             | Error::TooLarge { .. } => EXIT_ERROR,
+            // Checked locally, before any call.
+            Error::Psa(e) if e.kind == psa::ErrorKind::CredentialsMissing => EXIT_USAGE,
+            Error::Psa(_) => EXIT_ERROR,
             Error::Store(crate::store::StoreError::Invalid(_)) => EXIT_USAGE,
             Error::Store(_) => EXIT_ERROR,
         }
@@ -251,6 +258,27 @@ mod tests {
         })
         .message();
         assert!(!m.contains("endpoint"), "{m}");
+    }
+
+    #[test]
+    fn psa_errors_use_the_import_wording_and_keep_the_detail() {
+        let e = Error::from(psa::Error::new(
+            psa::ErrorKind::Authentication,
+            "HTTP 401 from system/info",
+        ));
+        let m = e.message();
+        assert!(
+            m.starts_with(
+                "Authentication error. Check your credentials for your PSA provider and try again"
+            ),
+            "{m}"
+        );
+        assert!(m.contains("HTTP 401 from system/info"), "{m}");
+        assert_eq!(e.exit_code(), EXIT_ERROR);
+        let e = Error::from(psa::Error::credentials_missing("public_key"));
+        assert!(e.message().starts_with("Credentials are required"));
+        assert!(e.message().contains("public_key"));
+        assert_eq!(e.exit_code(), EXIT_USAGE);
     }
 
     #[test]

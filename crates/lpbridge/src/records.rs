@@ -288,6 +288,8 @@ pub struct ApiKeyRecord {
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The connections the key may use; `*` for all.
+    pub connections: String,
 }
 
 impl From<crate::store::ApiKeyInfo> for ApiKeyRecord {
@@ -304,6 +306,10 @@ impl From<crate::store::ApiKeyInfo> for ApiKeyRecord {
             created_at: k.created_at,
             last_used_at: k.last_used_at,
             revoked_at: k.revoked_at,
+            connections: k.connections.map_or_else(
+                || "*".to_owned(),
+                |c| c.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(","),
+            ),
         }
     }
 }
@@ -318,6 +324,7 @@ impl Record for ApiKeyRecord {
             "created_at",
             "last_used_at",
             "revoked_at",
+            "connections",
         ]
     }
     fn row(&self) -> Vec<String> {
@@ -333,6 +340,7 @@ impl Record for ApiKeyRecord {
             t(&Some(self.created_at)),
             t(&self.last_used_at),
             t(&self.revoked_at),
+            self.connections.clone(),
         ]
     }
 }
@@ -356,6 +364,165 @@ impl Record for PushRecord {
             self.target.clone(),
             self.url.clone(),
             self.label.clone(),
+        ]
+    }
+}
+
+/// `psa list` / `psa connect` / `psa test` (never a secret).
+#[derive(Serialize)]
+pub struct PsaIntegrationRecord {
+    pub name: String,
+    pub kind: psa::PsaKind,
+    /// ConnectWise: site, company_id, public_key, client_id; Autotask: username, discovery_url.
+    pub settings: crate::store::PsaSettings,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+impl From<crate::store::PsaIntegrationSummary> for PsaIntegrationRecord {
+    fn from(s: crate::store::PsaIntegrationSummary) -> Self {
+        Self {
+            name: s.id.into_inner(),
+            kind: s.kind,
+            settings: s.settings,
+            created_at: Some(s.created_at),
+            updated_at: Some(s.updated_at),
+            status: None,
+        }
+    }
+}
+
+impl Record for PsaIntegrationRecord {
+    fn headers() -> &'static [&'static str] {
+        &[
+            "name",
+            "kind",
+            "endpoint",
+            "login",
+            "client_id",
+            "created_at",
+            "updated_at",
+            "status",
+        ]
+    }
+    fn row(&self) -> Vec<String> {
+        use crate::store::PsaSettings;
+        let t = |v: &Option<chrono::DateTime<chrono::Utc>>| {
+            v.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
+        };
+        let (endpoint, login, client_id) = match &self.settings {
+            PsaSettings::ConnectWise(s) => (
+                s.site.clone(),
+                format!("{}+{}", s.company_id, s.public_key),
+                s.client_id.clone(),
+            ),
+            PsaSettings::Autotask(s) => (
+                s.discovery_url
+                    .clone()
+                    .unwrap_or_else(|| psa::autotask::DEFAULT_DISCOVERY_URL.into()),
+                s.username.clone(),
+                String::new(),
+            ),
+        };
+        vec![
+            self.name.clone(),
+            self.kind.to_string(),
+            endpoint,
+            login,
+            client_id,
+            t(&self.created_at),
+            t(&self.updated_at),
+            cell(&self.status),
+        ]
+    }
+}
+
+/// `psa attributes`: one filterable value (a company type or status).
+#[derive(Serialize)]
+pub struct PsaAttributeRecord {
+    /// `type` (use with `--type ID`) or `status` (`--status ID`).
+    pub attribute: &'static str,
+    pub id: String,
+    pub name: String,
+}
+
+impl Record for PsaAttributeRecord {
+    fn headers() -> &'static [&'static str] {
+        &["attribute", "id", "name"]
+    }
+    fn row(&self) -> Vec<String> {
+        vec![self.attribute.into(), self.id.clone(), self.name.clone()]
+    }
+}
+
+/// `psa companies`: the client's [`psa::Company`] (its JSON form as is).
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct PsaCompanyRecord(pub psa::Company);
+
+impl Record for PsaCompanyRecord {
+    fn headers() -> &'static [&'static str] {
+        &[
+            "id",
+            "name",
+            "type_id",
+            "type",
+            "status_id",
+            "status",
+            "active",
+        ]
+    }
+    fn row(&self) -> Vec<String> {
+        let c = &self.0;
+        let id = |v: &Option<psa::AttributeValue>| v.as_ref().map(|a| a.id.clone());
+        let name = |v: &Option<psa::AttributeValue>| v.as_ref().map(|a| a.name.clone());
+        vec![
+            c.id.clone(),
+            c.name.clone(),
+            id(&c.company_type).unwrap_or_default(),
+            name(&c.company_type).unwrap_or_default(),
+            id(&c.status).unwrap_or_default(),
+            name(&c.status).unwrap_or_default(),
+            c.active.to_string(),
+        ]
+    }
+}
+
+/// `psa contacts`: the client's [`psa::Contact`] (its JSON form as is); e-mails `;`-joined in
+/// table and CSV output.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct PsaContactRecord(pub psa::Contact);
+
+impl Record for PsaContactRecord {
+    fn headers() -> &'static [&'static str] {
+        &[
+            "id",
+            "company_id",
+            "first_name",
+            "last_name",
+            "emails",
+            "invalid_emails",
+            "active",
+        ]
+    }
+    fn row(&self) -> Vec<String> {
+        let c = &self.0;
+        vec![
+            c.id.clone(),
+            c.company_id.clone(),
+            c.first_name.clone(),
+            c.last_name.clone(),
+            c.emails
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join(";"),
+            c.invalid_emails.join(";"),
+            c.active.to_string(),
         ]
     }
 }

@@ -894,3 +894,73 @@ async fn read_commands_through_the_proxy_keep_the_snapshot_and_allow_read_only_k
     assert_eq!(t.get("/unified/iam/users?page_size=1").await.status, 200);
     assert_eq!(sweeps(&t), before.map(|n| n + 1), "a write invalidates");
 }
+
+#[tokio::test]
+async fn a_key_limited_to_some_connections_is_forbidden_elsewhere() {
+    let t = spawn_with(
+        SandboxConfig::for_tests().add_accounts(1),
+        Settings::default(),
+    )
+    .await;
+    let second = t.sb.lastpass.accounts()[1].clone();
+    let r = t
+        .send(
+            Method::POST,
+            "/connections",
+            json!({"id": "other", "cid": second.cid, "provhash": second.provhash,
+                   "endpoint": t.sb.lastpass_endpoint()}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let acme = ConnectionId::new("acme").unwrap();
+    let (_, scoped) = t
+        .app
+        .store
+        .create_api_key_for("acme-only", false, Some(std::slice::from_ref(&acme)))
+        .await
+        .unwrap();
+    let k = scoped.expose();
+    // Its only connection may be implied; the other is forbidden, by name.
+    let r = t
+        .req(
+            Method::GET,
+            "/unified/iam/organizations",
+            Some(k),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = t
+        .req(
+            Method::GET,
+            "/unified/iam/users",
+            Some(k),
+            &[("x-account-id", "other")],
+            None,
+        )
+        .await;
+    assert_error(&r, 403, "other");
+    let r = t.req(Method::GET, "/connections", Some(k), &[], None).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 1, "{}", r.text);
+    assert_error(
+        &t.req(Method::GET, "/connections/other", Some(k), &[], None)
+            .await,
+        403,
+        "other",
+    );
+    let r = t
+        .req(Method::DELETE, "/connections/acme", Some(k), &[], None)
+        .await;
+    assert_error(&r, 403, "cannot manage connections");
+    let r = t
+        .req(
+            Method::POST,
+            "/actions/lastpass_unified_list_roles",
+            Some(k),
+            &[("x-account-id", "other")],
+            None,
+        )
+        .await;
+    assert_error(&r, 403, "other");
+}

@@ -40,14 +40,19 @@ impl From<FlagStyleArg> for FlagStyle {
 }
 
 /// Run an offline emulator of the LastPass Enterprise API, with seed data, fault injection,
-/// simulated activity and a control API under /_sandbox.
+/// simulated activity and a control API under /_sandbox, plus ConnectWise Manage (under /cw)
+/// and Autotask (under /autotask) emulators.
 ///
-/// The first line on stdout is one JSON object with the endpoint and credentials, e.g.
-/// {"lastpass":{"endpoint":"http://127.0.0.1:8787/enterpriseapi.php","cid":8771312,"provhash":"…"},"control":"http://127.0.0.1:8787/_sandbox"}
+/// The first line on stdout is one JSON object with the endpoints and credentials, e.g.
+/// {"lastpass":{"endpoint":"http://127.0.0.1:8787/enterpriseapi.php","cid":8771312,"provhash":"…"},
+///  "connectwise":{"site":"http://127.0.0.1:8787/cw","company_id":"lpbridge","public_key":"…","private_key":"…","client_id":"…",…},
+///  "autotask":{"discovery_url":"http://127.0.0.1:8787/autotask/atservicesrest","username":"…","secret":"…","integration_code":"…",…},
+///  "control":"http://127.0.0.1:8787/_sandbox"}
 ///
 /// Example:
 ///   lpbridge sandbox --users 500 --events 20000 --fault 'getuserdata:429:0.1' \
 ///       --fault '*:latency=50..200ms' --activity-per-hour 120 --state-file sandbox.json
+///   lpbridge sandbox --listen 127.0.0.1:0 --psa-companies 500 --psa-contacts 2000 --psa-seed 3
 #[derive(Debug, Clone, Args)]
 #[command(verbatim_doc_comment)]
 pub struct SandboxArgs {
@@ -109,6 +114,22 @@ pub struct SandboxArgs {
     /// How often the activity generator fills the elapsed window, in milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub activity_tick_ms: u64,
+
+    /// Companies seeded in each PSA emulator (ConnectWise and Autotask) [default: 2500 in
+    /// ConnectWise, 3000 in Autotask].
+    #[arg(long, value_name = "N")]
+    pub psa_companies: Option<usize>,
+    /// Contacts seeded in each PSA emulator [default: 12500 in ConnectWise, 9000 in Autotask].
+    #[arg(long, value_name = "N")]
+    pub psa_contacts: Option<usize>,
+    /// Seed of both PSA emulators' data and credentials (same seed, same data and keys)
+    /// [default: each emulator's own].
+    #[arg(long, value_name = "S")]
+    pub psa_seed: Option<u64>,
+    /// Autotask requests per rolling hour before its threshold error (0: unlimited)
+    /// [default: 10000, Autotask's].
+    #[arg(long, value_name = "N")]
+    pub autotask_hourly_limit: Option<u64>,
 
     /// Load the state from this file if it exists; save it there on Ctrl-C / SIGTERM.
     #[arg(long, value_name = "PATH")]
@@ -196,6 +217,29 @@ impl SandboxArgs {
                 seed: self.seed,
             });
         }
+        let cw = match self.psa_seed {
+            Some(seed) => crate::connectwise::ConnectWiseConfig::with_seed(seed),
+            None => crate::connectwise::ConnectWiseConfig::default(),
+        };
+        let (companies, contacts) = (
+            self.psa_companies.unwrap_or(cw.companies),
+            self.psa_contacts.unwrap_or(cw.contacts),
+        );
+        let cw = cw.sized(companies, contacts);
+        let mut at = match self.psa_seed {
+            Some(seed) => crate::autotask::AutotaskConfig::seeded(seed),
+            None => crate::autotask::AutotaskConfig::default(),
+        };
+        let (companies, contacts) = (
+            self.psa_companies.unwrap_or(at.companies),
+            self.psa_contacts.unwrap_or(at.contacts),
+        );
+        at = at.with_counts(companies, contacts);
+        if let Some(n) = self.autotask_hourly_limit {
+            at.hourly_limit = (n > 0).then_some(n);
+        }
+        config.connectwise = cw;
+        config.autotask = at;
         config.state_file = self.state_file.clone();
         let start = self.start_time.unwrap_or_else(|| Clock::system().now_us());
         config.clock = if self.frozen_clock {
@@ -328,6 +372,50 @@ mod tests {
         assert!(c.clock.is_frozen());
         assert_eq!(c.clock.now_us(), 1_767_603_600_000_000);
         assert_eq!(c.activity.unwrap().per_hour, 30.0);
+    }
+
+    #[test]
+    fn psa_options_size_and_seed_both_emulators() {
+        let c = parse(&[
+            "--psa-companies",
+            "40",
+            "--psa-contacts",
+            "120",
+            "--psa-seed",
+            "9",
+            "--autotask-hourly-limit",
+            "500",
+        ])
+        .unwrap()
+        .to_config()
+        .unwrap();
+        assert_eq!((c.connectwise.companies, c.connectwise.contacts), (40, 120));
+        assert_eq!((c.autotask.companies, c.autotask.contacts), (40, 120));
+        assert_eq!(c.connectwise.seed, 9);
+        assert_eq!(c.autotask.seed, 9);
+        assert_eq!(
+            c.connectwise.private_key,
+            crate::connectwise::ConnectWiseConfig::with_seed(9).private_key
+        );
+        assert_eq!(c.autotask.secret, crate::autotask::secret_for(9));
+        assert_eq!(c.autotask.hourly_limit, Some(500));
+        let c = parse(&["--autotask-hourly-limit", "0", "--psa-companies", "7"])
+            .unwrap()
+            .to_config()
+            .unwrap();
+        assert_eq!(c.autotask.hourly_limit, None);
+        assert_eq!(c.autotask.companies, 7);
+        assert_eq!(c.connectwise.companies, 7);
+        // Unset: each emulator's defaults.
+        let c = parse(&[]).unwrap().to_config().unwrap();
+        let (cw, at) = (
+            crate::connectwise::ConnectWiseConfig::default(),
+            crate::autotask::AutotaskConfig::default(),
+        );
+        assert_eq!(c.connectwise.companies, cw.companies);
+        assert_eq!(c.connectwise.private_key, cw.private_key);
+        assert_eq!(c.autotask.contacts, at.contacts);
+        assert_eq!(c.autotask.hourly_limit, at.hourly_limit);
     }
 
     #[test]

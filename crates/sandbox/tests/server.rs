@@ -226,3 +226,120 @@ async fn a_taken_port_is_refused_with_a_clear_message() {
         "{err}"
     );
 }
+
+/// `lpbridge sandbox --psa-…`: the first stdout line carries both PSA emulators' URLs and
+/// credentials, sized and seeded by the flags, and those credentials work.
+#[tokio::test]
+async fn the_first_line_describes_the_psa_emulators_and_their_credentials_work() {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: sandbox::cli::SandboxArgs,
+    }
+    let args = Cli::try_parse_from([
+        "sandbox",
+        "--listen",
+        "127.0.0.1:0",
+        "--users",
+        "3",
+        "--events",
+        "0",
+        "--frozen-clock",
+        "--psa-companies",
+        "30",
+        "--psa-contacts",
+        "90",
+        "--psa-seed",
+        "11",
+        "--autotask-hourly-limit",
+        "50",
+    ])
+    .unwrap()
+    .args;
+    let (line_tx, line_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sandbox::cli::run_until(
+        args,
+        move |h| {
+            // Exactly what `print_services` writes.
+            let _ = line_tx.send(serde_json::to_string(&h.services_json()).unwrap());
+            Ok(())
+        },
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let line = line_rx.await.unwrap();
+    assert!(!line.contains('\n'));
+    let j: Value = serde_json::from_str(&line).unwrap();
+    let root = j["control"].as_str().unwrap().trim_end_matches("/_sandbox");
+    assert!(root.starts_with("http://127.0.0.1:"), "{j}");
+
+    // ConnectWise: the site, the keys derived from --psa-seed, the API under the codebase.
+    let cw = &j["connectwise"];
+    let expected = sandbox::connectwise::ConnectWiseConfig::with_seed(11);
+    assert_eq!(cw["site"], format!("{root}/cw"));
+    assert_eq!(cw["company_id"], expected.company_id);
+    assert_eq!(cw["public_key"], expected.public_key);
+    assert_eq!(cw["private_key"], expected.private_key);
+    assert_eq!(cw["client_id"], expected.client_id);
+    assert_eq!(cw["control"], format!("{root}/_sandbox/connectwise"));
+    let api = cw["api"].as_str().unwrap();
+    assert!(api.starts_with(&format!("{root}/cw/")), "{api}");
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{api}/company/companies/count"))
+        .basic_auth(
+            format!(
+                "{}+{}",
+                cw["company_id"].as_str().unwrap(),
+                cw["public_key"].as_str().unwrap()
+            ),
+            cw["private_key"].as_str(),
+        )
+        .header("clientId", cw["client_id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["count"], 30);
+
+    // Autotask: discovery and zone URLs back to the emulator, credentials from --psa-seed.
+    let at = &j["autotask"];
+    assert_eq!(at["base_url"], format!("{root}/autotask"));
+    assert_eq!(at["discovery_url"], format!("{root}/autotask/atservicesrest"));
+    assert_eq!(at["username"], sandbox::autotask::DEFAULT_USERNAME);
+    assert_eq!(at["secret"], sandbox::autotask::secret_for(11));
+    assert_eq!(
+        at["integration_code"],
+        sandbox::autotask::integration_code_for(11)
+    );
+    assert_eq!(at["control"], format!("{root}/_sandbox/autotask"));
+    let zone = at["zone_url"].as_str().unwrap();
+    let r = http
+        .post(format!("{zone}V1.0/Companies/query/count"))
+        .header("UserName", at["username"].as_str().unwrap())
+        .header("Secret", at["secret"].as_str().unwrap())
+        .header("ApiIntegrationCode", at["integration_code"].as_str().unwrap())
+        .json(&json!({"filter": [{"op": "gt", "field": "id", "value": 0}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["queryCount"], 30);
+    // --autotask-hourly-limit reached the emulator.
+    let limits: Value = http
+        .get(format!("{root}/_sandbox/autotask/limits"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(limits["hourly_limit"], 50, "{limits}");
+
+    stop_tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}

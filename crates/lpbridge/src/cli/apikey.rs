@@ -15,7 +15,7 @@ pub enum ApikeyCmd {
     /// Create a key and print it alone on stdout (one line; it is shown only this once).
     /// Notes go to stderr, so `KEY=$(lpbridge apikey create)` captures just the key.
     #[command(
-        after_help = "Example:\n  KEY=$(lpbridge apikey create --read-only --name grafana)\n  curl -H \"Authorization: Bearer $KEY\" http://127.0.0.1:8080/unified/iam/users"
+        after_help = "Example:\n  KEY=$(lpbridge apikey create --read-only --name grafana --connection-scope prod)\n  curl -H \"Authorization: Bearer $KEY\" http://127.0.0.1:8080/unified/iam/users"
     )]
     Create {
         /// The key may only read (GET); writes are refused with 403.
@@ -24,6 +24,10 @@ pub enum ApikeyCmd {
         /// A label to tell keys apart in `apikey list`.
         #[arg(long, value_name = "NAME", default_value = "cli")]
         name: String,
+        /// Limit the key to this connection (repeatable); other `x-account-id`s answer 403 and
+        /// the key cannot manage connections. Default: every connection.
+        #[arg(long = "connection-scope", value_name = "ID")]
+        connections: Vec<lp_types::ConnectionId>,
     },
     /// List keys (id, name, access, status, times), never the keys themselves.
     #[command(after_help = "Example:\n  lpbridge apikey list --format table")]
@@ -39,9 +43,14 @@ pub enum ApikeyCmd {
 
 pub async fn run(ctx: &Ctx, cmd: ApikeyCmd) -> Result<()> {
     match cmd {
-        ApikeyCmd::Create { read_only, name } => {
+        ApikeyCmd::Create {
+            read_only,
+            name,
+            connections,
+        } => {
             let store = ctx.store().await?;
-            let (info, key) = store.create_api_key(&name, read_only).await?;
+            let scope = (!connections.is_empty()).then_some(connections.as_slice());
+            let (info, key) = store.create_api_key_for(&name, read_only, scope).await?;
             // The key alone on stdout, flushed: scripts capture exactly this line.
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", key.expose())?;

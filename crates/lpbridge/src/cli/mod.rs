@@ -8,6 +8,7 @@ mod connection;
 mod events;
 mod folders;
 mod groups;
+mod psa;
 mod sandbox;
 mod serve;
 mod sites;
@@ -176,6 +177,13 @@ pub enum Command {
         after_help = "Example:\n  lpbridge api call getsfdata --data '\"all\"'"
     )]
     Api(api::ApiCmd),
+    /// PSA integrations (ConnectWise Manage, Datto Autotask; secrets encrypted at rest) and the
+    /// companies and contacts the MSP import reads from them.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  lpbridge psa connect connectwise acme-cw --site na.myconnectwise.net --company-id acme \\\n      --public-key AbCdEf0123456789 --client-id 3f2c…-guid --private-key-stdin < cw-private.txt\n  lpbridge psa companies --type 1 --status 1 --format csv"
+    )]
+    Psa(psa::PsaCmd),
     /// Run the LastPass sandbox (emulator) locally. The first stdout line is JSON with the
     /// endpoint, cid and provisioning hash; a control API is served under /_sandbox.
     #[command(
@@ -463,6 +471,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Sites(c) => sites::run(&ctx, c).await,
         Command::Events(c) => events::run(&ctx, c).await,
         Command::Api(c) => api::run(&ctx, c).await,
+        Command::Psa(c) => psa::run(&ctx, c).await,
         Command::Sandbox(c) => sandbox::run(c).await,
         Command::Serve(a) => serve::run(&ctx, a).await,
     };

@@ -110,6 +110,18 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str, String, Vec<Value>, Opt
             };
             (status, code, msg, providers, retry)
         }
+        Error::Psa(p) => {
+            use psa::ErrorKind as K;
+            let (status, code) = match p.kind {
+                K::CredentialsMissing => (StatusCode::BAD_REQUEST, "ValidationError"),
+                K::Authentication => (StatusCode::UNAUTHORIZED, "ProviderAuthenticationError"),
+                K::Forbidden => (StatusCode::FORBIDDEN, "ProviderForbidden"),
+                K::ServerError => (StatusCode::BAD_GATEWAY, "ProviderError"),
+                K::InvalidResponse => (StatusCode::BAD_GATEWAY, "ProviderBadResponse"),
+                K::Unknown => (StatusCode::BAD_GATEWAY, "ProviderUnreachable"),
+            };
+            (status, code, msg, vec![], None)
+        }
         Error::Config(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "ConfigurationError",

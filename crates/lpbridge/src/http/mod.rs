@@ -159,8 +159,13 @@ impl App {
         v
     }
 
-    /// The connection a request names (or the only one), ready to use.
-    pub async fn account(&self, headers: &HeaderMap) -> Result<unified::Conn, Error> {
+    /// The connection a request names (or the only one it may use), ready to use. A key
+    /// limited to some connections gets 403 for the others.
+    pub async fn account(
+        &self,
+        headers: &HeaderMap,
+        key: Option<&ApiKeyInfo>,
+    ) -> Result<unified::Conn, Error> {
         let id = match headers.get(ACCOUNT_HEADER) {
             Some(v) => {
                 let raw = v.to_str().map_err(|_| {
@@ -170,7 +175,10 @@ impl App {
                     .map_err(|_| InvalidValue::new(ACCOUNT_HEADER, raw, "must not be empty"))?
             }
             None => {
-                let all = self.store.list_connections().await?;
+                let mut all = self.store.list_connections().await?;
+                if let Some(k) = key {
+                    all.retain(|c| k.may_use(&c.id));
+                }
                 match all.as_slice() {
                     [only] => only.id.clone(),
                     [] => {
@@ -198,6 +206,15 @@ impl App {
                 }
             }
         };
+        if let Some(k) = key
+            && !k.may_use(&id)
+        {
+            return Err(Error::Forbidden(format!(
+                "API key {} may not use connection {:?}",
+                k.id,
+                id.as_str()
+            )));
+        }
         let conn = self.store.get_connection(&id).await?.ok_or_else(|| {
             Error::NotFound(format!(
                 "{ACCOUNT_HEADER} {:?} is not a connection of this service",
@@ -266,6 +283,18 @@ fn presented_key(headers: &HeaderMap) -> Result<Secret, Error> {
 pub struct Caller(pub ApiKeyInfo);
 
 impl Caller {
+    /// Connection management needs a key for every connection.
+    fn require_admin(&self) -> Result<(), Error> {
+        self.require_write()?;
+        if self.0.connections.is_some() {
+            return Err(Error::Forbidden(format!(
+                "API key {} is limited to some connections and cannot manage connections",
+                self.0.id
+            )));
+        }
+        Ok(())
+    }
+
     fn require_write(&self) -> Result<(), Error> {
         if self.0.read_only {
             return Err(Error::Forbidden(format!(
@@ -280,7 +309,10 @@ impl Caller {
 impl FromRequestParts<App> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        Ok(Caller(app.authenticate(&parts.headers).await?))
+        let key = app.authenticate(&parts.headers).await?;
+        // For the `Account` extractor, which runs after this one.
+        parts.extensions.insert(key.clone());
+        Ok(Caller(key))
     }
 }
 
@@ -290,7 +322,8 @@ pub struct Account(pub unified::Conn);
 impl FromRequestParts<App> for Account {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        Ok(Account(app.account(&parts.headers).await?))
+        let key = parts.extensions.get::<ApiKeyInfo>().cloned();
+        Ok(Account(app.account(&parts.headers, key.as_ref()).await?))
     }
 }
 
@@ -761,7 +794,7 @@ async fn run_action(
     if spec.write {
         c.require_write()?;
     }
-    let a = app.account(&headers).await?;
+    let a = app.account(&headers, Some(&c.0)).await?;
     let data = match spec.kind {
         ActionKind::Unified => run_unified(&a, spec.name, &input).await?,
         ActionKind::Direct => {
@@ -870,8 +903,9 @@ fn path_connection_id(id: &str) -> Result<ConnectionId, Error> {
     ConnectionId::new(id).map_err(|_| InvalidValue::new("id", id, "must not be empty").into())
 }
 
-async fn list_connections(State(app): State<App>, _c: Caller) -> ApiResult {
-    let all = app.store.list_connections().await?;
+async fn list_connections(State(app): State<App>, c: Caller) -> ApiResult {
+    let mut all = app.store.list_connections().await?;
+    all.retain(|conn| c.0.may_use(&conn.id));
     json_ok(json!({ "data": all.iter().map(connection_json).collect::<Vec<_>>(), "next": null }))
 }
 
@@ -880,7 +914,7 @@ async fn create_connection(
     c: Caller,
     JsonBody(body): JsonBody,
 ) -> ApiResult {
-    c.require_write()?;
+    c.require_admin()?;
     let req: CreateConnection = typed(body)?;
     let id = path_connection_id(&req.id)?;
     let endpoint = match &req.endpoint {
@@ -911,8 +945,16 @@ async fn create_connection(
         .into_response())
 }
 
-async fn get_connection(State(app): State<App>, _c: Caller, Path(id): Path<String>) -> ApiResult {
+async fn get_connection(State(app): State<App>, c: Caller, Path(id): Path<String>) -> ApiResult {
     let id = path_connection_id(&id)?;
+    if !c.0.may_use(&id) {
+        return Err(Error::Forbidden(format!(
+            "API key {} may not use connection {:?}",
+            c.0.id,
+            id.as_str()
+        ))
+        .into());
+    }
     let conn = app
         .store
         .get_connection(&id)
@@ -927,7 +969,7 @@ async fn update_connection(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult {
-    c.require_write()?;
+    c.require_admin()?;
     let id = path_connection_id(&id)?;
     let req: PatchConnection = typed(body)?;
     let patch = ConnectionPatch {
@@ -957,7 +999,7 @@ async fn update_connection(
 }
 
 async fn delete_connection(State(app): State<App>, c: Caller, Path(id): Path<String>) -> ApiResult {
-    c.require_write()?;
+    c.require_admin()?;
     let id = path_connection_id(&id)?;
     if !app.store.delete_connection(&id).await? {
         return Err(Error::NotFound(format!("no connection {:?}", id.as_str())).into());
@@ -970,7 +1012,7 @@ async fn delete_connection(State(app): State<App>, c: Caller, Path(id): Path<Str
 }
 
 /// One `getuserdata` probe with the stored credentials.
-async fn test_connection(State(app): State<App>, _c: Caller, Path(id): Path<String>) -> ApiResult {
+async fn test_connection(State(app): State<App>, c: Caller, Path(id): Path<String>) -> ApiResult {
     let id = path_connection_id(&id)?;
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -978,7 +1020,7 @@ async fn test_connection(State(app): State<App>, _c: Caller, Path(id): Path<Stri
         HeaderValue::from_str(id.as_str())
             .map_err(|_| InvalidValue::new("id", id.as_str(), "is not a valid header value"))?,
     );
-    let a = app.account(&headers).await?;
+    let a = app.account(&headers, Some(&c.0)).await?;
     json_ok(a.me(&Params::default()).await?)
 }
 

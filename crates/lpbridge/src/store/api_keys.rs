@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use lp_types::{InvalidValue, Secret};
+use lp_types::{ConnectionId, InvalidValue, Secret};
 use rand::Rng as _;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -40,11 +40,18 @@ pub struct ApiKeyInfo {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The connections this key may use; `None`: every connection (and it may manage them).
+    pub connections: Option<Vec<ConnectionId>>,
 }
 
 impl ApiKeyInfo {
     pub fn is_revoked(&self) -> bool {
         self.revoked_at.is_some()
+    }
+
+    /// Whether this key may use the connection.
+    pub fn may_use(&self, id: &ConnectionId) -> bool {
+        self.connections.as_ref().is_none_or(|c| c.contains(id))
     }
 }
 
@@ -57,6 +64,7 @@ struct Row {
     created_at: i64,
     last_used_at: Option<i64>,
     revoked_at: Option<i64>,
+    connections: Option<String>,
 }
 
 impl Row {
@@ -68,11 +76,22 @@ impl Row {
             created_at: from_micros("api key created_at", self.created_at)?,
             last_used_at: opt_from_micros("api key last_used_at", self.last_used_at)?,
             revoked_at: opt_from_micros("api key revoked_at", self.revoked_at)?,
+            connections: self
+                .connections
+                .as_deref()
+                .map(|c| {
+                    serde_json::from_str::<Vec<ConnectionId>>(c).map_err(|e| StoreError::Corrupt {
+                        field: "api key connections",
+                        reason: e.to_string(),
+                    })
+                })
+                .transpose()?,
         })
     }
 }
 
-const COLUMNS: &str = "id, name, read_only, hash, created_at, last_used_at, revoked_at";
+const COLUMNS: &str =
+    "id, name, read_only, hash, created_at, last_used_at, revoked_at, connections";
 
 /// Splits a presented key into its id and secret; `None` when it does not have the shape of
 /// a key (nothing is looked up then).
@@ -105,12 +124,33 @@ fn random_secret() -> String {
 }
 
 impl Store {
-    /// Creates a key; returns its record and the full key, which is never retrievable again.
+    /// Creates a key for every connection; returns its record and the full key, which is never
+    /// retrievable again.
     pub async fn create_api_key(
         &self,
         name: &str,
         read_only: bool,
     ) -> Result<(ApiKeyInfo, Secret)> {
+        self.create_api_key_for(name, read_only, None).await
+    }
+
+    /// Creates a key limited to `connections` (`None`: every connection). The connections need
+    /// not exist yet.
+    pub async fn create_api_key_for(
+        &self,
+        name: &str,
+        read_only: bool,
+        connections: Option<&[ConnectionId]>,
+    ) -> Result<(ApiKeyInfo, Secret)> {
+        if connections.is_some_and(<[ConnectionId]>::is_empty) {
+            return Err(InvalidValue::new(
+                "connections",
+                "[]",
+                "name at least one connection (or none, for every connection)",
+            )
+            .into());
+        }
+        let scope = connections.map(|c| serde_json::to_string(c).unwrap_or_else(|_| "[]".into()));
         let name = name.trim();
         if name.is_empty()
             || name.chars().count() > MAX_NAME_LEN
@@ -130,14 +170,15 @@ impl Store {
         for _ in 0..3 {
             let id = random_id();
             let inserted = with_pool!(self, p => sqlx::query(
-                "INSERT INTO api_keys (id, name, read_only, hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO api_keys (id, name, read_only, hash, created_at, connections) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&id)
             .bind(name)
             .bind(read_only)
             .bind(&hash)
             .bind(now)
+            .bind(&scope)
             .execute(p)
             .await
             .map(|r| r.rows_affected()));
@@ -150,6 +191,7 @@ impl Store {
                         created_at: from_micros("api key created_at", now)?,
                         last_used_at: None,
                         revoked_at: None,
+                        connections: connections.map(<[ConnectionId]>::to_vec),
                     };
                     let key = Secret::new(format!("{API_KEY_PREFIX}{id}_{}", secret.expose()));
                     return Ok((info, key));
