@@ -225,7 +225,10 @@ async fn user_lifecycle_writes_change_the_sandbox() {
         )
         .await,
     );
-    assert_eq!((v.field, v.value.as_str()), ("delete_action", "purge"));
+    assert_eq!(
+        (v.field.as_ref(), v.value.as_str()),
+        ("delete_action", "purge")
+    );
     let out = env
         .ok(
             "lastpass_delete_user",
@@ -315,7 +318,7 @@ async fn listing_users_filters_pages_and_limits() {
         env.run("lastpass_list_users", json!({"page_size": 2001}))
             .await,
     );
-    assert_eq!((v.field, v.value.as_str()), ("page_size", "2001"));
+    assert_eq!((v.field.as_ref(), v.value.as_str()), ("page_size", "2001"));
     let v = invalid(
         env.run("lastpass_list_users", json!({"status": "gone"}))
             .await,
@@ -325,7 +328,7 @@ async fn listing_users_filters_pages_and_limits() {
         env.run("lastpass_list_users", json!({"emails": ["ok@x.io", 7]}))
             .await,
     );
-    assert_eq!((v.field, v.value.as_str()), ("emails[1]", "7"));
+    assert_eq!((v.field.as_ref(), v.value.as_str()), ("emails[1]", "7"));
 }
 
 #[tokio::test]
@@ -420,7 +423,10 @@ async fn groups_read_and_membership_changes() {
         )
         .await,
     );
-    assert_eq!((v.field, v.value.as_str()), ("changes[0].action", "move"));
+    assert_eq!(
+        (v.field.as_ref(), v.value.as_str()),
+        ("changes[0].action", "move")
+    );
 }
 
 #[tokio::test]
@@ -487,7 +493,7 @@ async fn shared_folder_reads_policies_and_roles() {
         env.run("lastpass_get_shared_folder_role", json!({"id": "owner"}))
             .await,
     );
-    assert_eq!((v.field, v.value.as_str()), ("id", "owner"));
+    assert_eq!((v.field.as_ref(), v.value.as_str()), ("id", "owner"));
 }
 
 #[tokio::test]
@@ -507,7 +513,10 @@ async fn events_and_site_pushes() {
         env.run("lastpass_list_events", json!({"from": "last tuesday"}))
             .await,
     );
-    assert_eq!((v.field, v.value.as_str()), ("from", "last tuesday"));
+    assert_eq!(
+        (v.field.as_ref(), v.value.as_str()),
+        ("from", "last tuesday")
+    );
     let v = invalid(
         env.run(
             "lastpass_list_events",

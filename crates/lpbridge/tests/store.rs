@@ -19,8 +19,8 @@ use common::PgDatabase;
 use lp_types::{Cid, ConnectionId, Secret};
 use lpbridge::crypto::{KeySource, constant_time_eq};
 use lpbridge::store::{
-    ApiKeyInfo, Backend, ConnectionPatch, DatabaseUrl, NewConnection, Store, StoreConfig,
-    StoreError,
+    ApiKeyInfo, AutotaskSettings, Backend, ConnectWiseSettings, ConnectionPatch, DatabaseUrl,
+    NewConnection, NewPsaIntegration, PsaSecrets, PsaSettings, Store, StoreConfig, StoreError,
 };
 use sqlx::ConnectOptions as _;
 use sqlx::Connection as _;
@@ -150,6 +150,8 @@ both!(
     claim_once_has_exactly_one_winner,
     leases_acquire_refuse_expire_renew_release,
     leases_raced_have_one_holder,
+    psa_integrations_crud,
+    psa_secrets_are_encrypted_at_rest_and_bound_to_their_row,
 );
 
 fn conn(id: &str) -> NewConnection {
@@ -177,6 +179,39 @@ where
         assert!(start.elapsed() < deadline, "timed out waiting for {what}");
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+const CW_PRIVATE: &str = "cw-private-key-9f8e7d6c";
+const AT_SECRET: &str = "at-secret-Qw3rTy$#";
+const AT_CODE: &str = "ATINTEGRATIONCODE234567ABCD";
+
+fn cw(id_: &str) -> NewPsaIntegration {
+    NewPsaIntegration {
+        id: id(id_),
+        settings: PsaSettings::ConnectWise(ConnectWiseSettings {
+            site: "na.myconnectwise.net".into(),
+            company_id: "acme".into(),
+            public_key: "PUBLICKEY0123456".into(),
+            client_id: "3f2c9a1e-0b4d-4c7e-8a2f-1d3e5f7a9b0c".into(),
+        }),
+        secrets: PsaSecrets::ConnectWise {
+            private_key: Secret::new(CW_PRIVATE),
+        },
+    }
+}
+
+fn at(id_: &str) -> NewPsaIntegration {
+    NewPsaIntegration {
+        id: id(id_),
+        settings: PsaSettings::Autotask(AutotaskSettings {
+            username: "api@acme.example".into(),
+            discovery_url: Some("https://webservices2.autotask.net/atservicesrest".into()),
+        }),
+        secrets: PsaSecrets::Autotask {
+            secret: Secret::new(AT_SECRET),
+            integration_code: Secret::new(AT_CODE),
+        },
     }
 }
 
@@ -605,4 +640,195 @@ async fn open_existing_creates_nothing_for_sqlite() {
     let cfg = StoreConfig::new(None, &data).unwrap();
     assert!(Store::open_existing(cfg).await.unwrap().is_none());
     assert!(!data.exists());
+}
+
+async fn psa_integrations_crud(fx: &Fixture) {
+    let s = fx.open().await;
+    assert!(s.list_psa_integrations().await.unwrap().is_empty());
+    assert!(
+        s.get_psa_integration(&id("acme-cw"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let created = s
+        .create_psa_integration(cw("acme-cw"), false)
+        .await
+        .unwrap();
+    assert_eq!(created.id.as_str(), "acme-cw");
+    assert_eq!(created.kind, psa::PsaKind::ConnectWise);
+    assert_eq!(created.created_at, created.updated_at);
+    s.create_psa_integration(at("acme-at"), false)
+        .await
+        .unwrap();
+
+    // No silent replacement.
+    let e = s
+        .create_psa_integration(cw("acme-cw"), false)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict { .. }), "{e:?}");
+    assert!(e.to_string().contains("\"acme-cw\""), "{e}");
+
+    // Get decrypts; Debug redacts.
+    let got = s
+        .get_psa_integration(&id("acme-cw"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.summary(), created);
+    match &got.secrets {
+        PsaSecrets::ConnectWise { private_key } => assert_eq!(private_key.expose(), CW_PRIVATE),
+        other => panic!("{other:?}"),
+    }
+    assert!(!format!("{got:?}").contains(CW_PRIVATE));
+    let got = s
+        .get_psa_integration(&id("acme-at"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.settings, at("x").settings);
+    match &got.secrets {
+        PsaSecrets::Autotask {
+            secret,
+            integration_code,
+        } => {
+            assert_eq!(secret.expose(), AT_SECRET);
+            assert_eq!(integration_code.expose(), AT_CODE);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The stored integration builds its client (no call is made).
+    assert_eq!(got.directory().unwrap().kind(), psa::PsaKind::Autotask);
+
+    // Overwrite may change the kind; created_at is kept.
+    let mut replacement = at("acme-cw");
+    replacement.settings = PsaSettings::Autotask(AutotaskSettings {
+        username: "other@acme.example".into(),
+        discovery_url: None,
+    });
+    let replaced = s.create_psa_integration(replacement, true).await.unwrap();
+    assert_eq!(replaced.kind, psa::PsaKind::Autotask);
+    assert_eq!(replaced.created_at, created.created_at);
+    assert!(replaced.updated_at >= created.updated_at);
+    let got = s
+        .get_psa_integration(&id("acme-cw"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(got.secrets, PsaSecrets::Autotask { .. }));
+
+    // Bad input names the field and the value (never a secret's).
+    let e = s
+        .create_psa_integration(cw("has space"), false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::Invalid(ref v) if v.field == "psa integration" && v.value == "has space"),
+        "{e:?}"
+    );
+    let mut bad = at("bad-url");
+    bad.settings = PsaSettings::Autotask(AutotaskSettings {
+        username: "u@x.example".into(),
+        discovery_url: Some("ftp://x".into()),
+    });
+    let e = s.create_psa_integration(bad, false).await.unwrap_err();
+    assert!(
+        matches!(e, StoreError::Invalid(ref v) if v.field == "discovery_url" && v.value == "ftp://x"),
+        "{e:?}"
+    );
+    let mut empty = cw("empty");
+    empty.secrets = PsaSecrets::ConnectWise {
+        private_key: Secret::new(""),
+    };
+    let e = s.create_psa_integration(empty, false).await.unwrap_err();
+    assert!(
+        matches!(e, StoreError::Invalid(ref v) if v.field == "private_key"),
+        "{e:?}"
+    );
+    let mut mixed = cw("mixed");
+    mixed.secrets = at("x").secrets;
+    let e = s.create_psa_integration(mixed, false).await.unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
+
+    // List (sorted, no secrets), summary, delete.
+    let list = s.list_psa_integrations().await.unwrap();
+    let names: Vec<&str> = list.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(names, ["acme-at", "acme-cw"]);
+    let json = serde_json::to_string(&list).unwrap();
+    for secret in [CW_PRIVATE, AT_SECRET, AT_CODE] {
+        assert!(!json.contains(secret), "{json}");
+    }
+    assert!(json.contains("api@acme.example"), "{json}");
+    assert_eq!(
+        s.psa_integration_summary(&id("acme-at")).await.unwrap(),
+        Some(list[0].clone())
+    );
+    assert!(s.delete_psa_integration(&id("acme-at")).await.unwrap());
+    assert!(!s.delete_psa_integration(&id("acme-at")).await.unwrap());
+    assert_eq!(s.list_psa_integrations().await.unwrap().len(), 1);
+    // Connections are a separate table.
+    assert_eq!(s.connection_count().await.unwrap(), 0);
+    s.close().await;
+}
+
+async fn psa_secrets_are_encrypted_at_rest_and_bound_to_their_row(fx: &Fixture) {
+    let s = fx.open().await;
+    s.create_psa_integration(at("a"), false).await.unwrap();
+    let mut b = at("b");
+    b.secrets = PsaSecrets::Autotask {
+        secret: Secret::new("the-secret-of-b"),
+        integration_code: Secret::new("THECODEOFB"),
+    };
+    s.create_psa_integration(b, false).await.unwrap();
+    s.create_psa_integration(cw("c"), false).await.unwrap();
+
+    for row in ["a", "c"] {
+        let raw = fx
+            .raw_bytes(&format!(
+                "SELECT secrets_ciphertext FROM psa_integrations WHERE id = '{row}'"
+            ))
+            .await;
+        for secret in [CW_PRIVATE, AT_SECRET, AT_CODE] {
+            assert!(
+                !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{row}"
+            );
+        }
+        assert!(raw.len() > 16, "ciphertext and tag");
+    }
+    // The settings column holds no secret either.
+    let as_bytes = match fx.backend() {
+        Backend::Sqlite => "CAST(settings AS BLOB)",
+        Backend::Postgres => "convert_to(settings, 'UTF8')",
+    };
+    let settings = fx
+        .raw_bytes(&format!(
+            "SELECT {as_bytes} FROM psa_integrations WHERE id = 'a'"
+        ))
+        .await;
+    let settings = String::from_utf8(settings).unwrap();
+    assert!(settings.contains("api@acme.example"), "{settings}");
+    assert!(!settings.contains(AT_SECRET) && !settings.contains(AT_CODE));
+
+    // Copy a's ciphertext into b: b must not decrypt to a's secrets.
+    fx.raw_execute(
+        "UPDATE psa_integrations SET \
+         secrets_ciphertext = (SELECT secrets_ciphertext FROM psa_integrations WHERE id = 'a'), \
+         secrets_nonce = (SELECT secrets_nonce FROM psa_integrations WHERE id = 'a') \
+         WHERE id = 'b'",
+    )
+    .await;
+    let e = s.get_psa_integration(&id("b")).await.unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("altered or belongs to another row"), "{m}");
+    assert!(m.contains("\"b\""), "{m}");
+    assert!(!m.contains(AT_SECRET), "{m}");
+    // Flipping the kind column does not make the row readable as the other kind.
+    fx.raw_execute("UPDATE psa_integrations SET kind = 'autotask' WHERE id = 'c'")
+        .await;
+    let e = s.get_psa_integration(&id("c")).await;
+    assert!(e.is_err(), "{e:?}");
+    assert!(s.get_psa_integration(&id("a")).await.unwrap().is_some());
+    s.close().await;
 }

@@ -309,7 +309,10 @@ async fn the_first_line_describes_the_psa_emulators_and_their_credentials_work()
     // Autotask: discovery and zone URLs back to the emulator, credentials from --psa-seed.
     let at = &j["autotask"];
     assert_eq!(at["base_url"], format!("{root}/autotask"));
-    assert_eq!(at["discovery_url"], format!("{root}/autotask/atservicesrest"));
+    assert_eq!(
+        at["discovery_url"],
+        format!("{root}/autotask/atservicesrest")
+    );
     assert_eq!(at["username"], sandbox::autotask::DEFAULT_USERNAME);
     assert_eq!(at["secret"], sandbox::autotask::secret_for(11));
     assert_eq!(
@@ -322,7 +325,10 @@ async fn the_first_line_describes_the_psa_emulators_and_their_credentials_work()
         .post(format!("{zone}V1.0/Companies/query/count"))
         .header("UserName", at["username"].as_str().unwrap())
         .header("Secret", at["secret"].as_str().unwrap())
-        .header("ApiIntegrationCode", at["integration_code"].as_str().unwrap())
+        .header(
+            "ApiIntegrationCode",
+            at["integration_code"].as_str().unwrap(),
+        )
         .json(&json!({"filter": [{"op": "gt", "field": "id", "value": 0}]}))
         .send()
         .await

@@ -27,15 +27,20 @@ pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {field} {:?}: {reason}", shown(value))]
 pub struct InvalidValue {
-    pub field: &'static str,
+    /// The field's name or path (`cid`, `users[2].email`).
+    pub field: std::borrow::Cow<'static, str>,
     pub value: String,
     pub reason: String,
 }
 
 impl InvalidValue {
-    pub fn new(field: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn new(
+        field: impl Into<std::borrow::Cow<'static, str>>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Self {
-            field,
+            field: field.into(),
             value: value.into(),
             reason: reason.into(),
         }

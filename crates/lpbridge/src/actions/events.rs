@@ -104,6 +104,6 @@ mod tests {
             "2026-01-05 10:20:30"
         );
         let e = parse_bound("to", "yesterday", true).unwrap_err();
-        assert_eq!((e.field, e.value.as_str()), ("to", "yesterday"));
+        assert_eq!((e.field.as_ref(), e.value.as_str()), ("to", "yesterday"));
     }
 }

@@ -247,9 +247,9 @@ impl Validate for ProxyRequest {
         }
         check_no_credentials("body", body.data.as_ref()).map_err(|mut e| {
             e.field = if e.field.ends_with("cid") {
-                "body.data.cid"
+                "body.data.cid".into()
             } else {
-                "body.data.provhash"
+                "body.data.provhash".into()
             };
             e
         })

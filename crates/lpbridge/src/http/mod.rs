@@ -376,23 +376,10 @@ impl FromRequest<App> for OptionalJsonBody {
     }
 }
 
-/// Deserialises `v` into `T`, naming the path of a wrong field (`cid`, `users[2].email`).
-pub fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        // serde's message may quote the value: a provisioning hash must never be echoed.
-        let reason = if path.contains("provhash") {
-            "must be a non-empty string".to_owned()
-        } else {
-            e.into_inner().to_string()
-        };
-        InvalidValue::new(
-            "body field",
-            if path == "." { "body".into() } else { path },
-            reason,
-        )
-        .into()
-    })
+/// Deserialises a request body into `T` with the actions' parser: a wrong field is named by
+/// its JSON path with its value (secrets shown as `***`).
+pub fn typed<T: serde::de::DeserializeOwned + actions::Validate>(v: Value) -> Result<T, Error> {
+    actions::parse_input(&v).map_err(Error::from)
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -844,6 +831,9 @@ struct CreateConnection {
     #[serde(default)]
     time_zone: Option<String>,
 }
+
+impl actions::Validate for CreateConnection {}
+impl actions::Validate for PatchConnection {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
