@@ -131,7 +131,7 @@ async fn run() {
                 assert_eq!(resp.status(), 200);
                 let body: Value = resp.json().await.expect("json");
                 lat.push(t.elapsed());
-                assert_eq!(body["data"].as_array().map(Vec::len).unwrap_or(0) > 0, true);
+                assert!(body["data"].as_array().is_some_and(|d| !d.is_empty()));
                 next = body["next"].as_str().map(str::to_owned);
             }
             lat

@@ -53,8 +53,16 @@ impl Out {
     /// Neither stream carries any of `secrets`.
     fn leaks_none(&self, secrets: &[&str]) {
         for s in secrets {
-            assert!(!self.stdout.contains(s), "secret on stdout: {}", self.stdout);
-            assert!(!self.stderr.contains(s), "secret on stderr: {}", self.stderr);
+            assert!(
+                !self.stdout.contains(s),
+                "secret on stdout: {}",
+                self.stdout
+            );
+            assert!(
+                !self.stderr.contains(s),
+                "secret on stderr: {}",
+                self.stderr
+            );
         }
     }
 }
@@ -233,7 +241,10 @@ async fn connectwise_connect_read_and_remove() {
     assert_eq!(tested.json()["status"], "ok");
 
     // Attributes: the emulator's types and statuses, --psa optional with one integration.
-    let attrs = e.run(&["psa", "attributes", "--format", "jsonl"]).await.ok();
+    let attrs = e
+        .run(&["psa", "attributes", "--format", "jsonl"])
+        .await
+        .ok();
     let attrs = attrs.jsonl();
     let (types, statuses) = e.sb.connectwise.with_data(|d| {
         (
@@ -274,7 +285,16 @@ async fn connectwise_connect_read_and_remove() {
     assert_eq!(ids(&all), truth);
     let filtered = e
         .run(&[
-            "psa", "companies", "--type", "1", "--type", "4", "--status", "1", "--format", "json",
+            "psa",
+            "companies",
+            "--type",
+            "1",
+            "--type",
+            "4",
+            "--status",
+            "1",
+            "--format",
+            "json",
         ])
         .await
         .ok()
@@ -289,7 +309,10 @@ async fn connectwise_connect_read_and_remove() {
     });
     assert!(!truth.is_empty() && truth.len() < all.len());
     assert_eq!(ids(&filtered), truth);
-    assert!(filtered.iter().all(|c| c["status"]["id"] == "1"), "{filtered:?}");
+    assert!(
+        filtered.iter().all(|c| c["status"]["id"] == "1"),
+        "{filtered:?}"
+    );
     let csv = e
         .run(&["psa", "companies", "--status", "1", "--format", "csv"])
         .await
@@ -330,17 +353,32 @@ async fn connectwise_connect_read_and_remove() {
     assert!(contacts.iter().all(|c| c["emails"].is_array()));
     let missing = e.run(&["psa", "contacts", "999999"]).await;
     assert_eq!(missing.code, 1, "{missing:?}");
-    assert!(missing.stderr.contains("no company with id \"999999\""), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no company with id \"999999\""),
+        "{}",
+        missing.stderr
+    );
 
     // Remove.
     e.run(&["psa", "remove", "acme-cw"]).await.ok();
-    assert_eq!(e.run(&["psa", "list"]).await.ok().json(), serde_json::json!([]));
+    assert_eq!(
+        e.run(&["psa", "list"]).await.ok().json(),
+        serde_json::json!([])
+    );
     let gone = e.run(&["psa", "remove", "acme-cw"]).await;
     assert_eq!(gone.code, 1);
-    assert!(gone.stderr.contains("no PSA integration named \"acme-cw\""), "{}", gone.stderr);
+    assert!(
+        gone.stderr.contains("no PSA integration named \"acme-cw\""),
+        "{}",
+        gone.stderr
+    );
     let none = e.run(&["psa", "companies"]).await;
     assert_eq!(none.code, 1);
-    assert!(none.stderr.contains("lpbridge psa connect"), "{}", none.stderr);
+    assert!(
+        none.stderr.contains("lpbridge psa connect"),
+        "{}",
+        none.stderr
+    );
 }
 
 #[tokio::test]
@@ -353,7 +391,10 @@ async fn autotask_connect_with_secrets_on_stdin_and_pick_among_several() {
     out.leaks_none(&secret_refs);
     let saved = out.json();
     assert_eq!(saved["kind"], "autotask");
-    assert_eq!(saved["settings"]["username"], e.sb.autotask.credentials().username);
+    assert_eq!(
+        saved["settings"]["username"],
+        e.sb.autotask.credentials().username
+    );
     e.connect_cw("acme-cw", &e.sb.connectwise.credentials().private_key)
         .await
         .ok();
@@ -369,7 +410,11 @@ async fn autotask_connect_with_secrets_on_stdin_and_pick_among_several() {
         "{}",
         ambiguous.stderr
     );
-    assert!(ambiguous.stderr.contains("--psa NAME"), "{}", ambiguous.stderr);
+    assert!(
+        ambiguous.stderr.contains("--psa NAME"),
+        "{}",
+        ambiguous.stderr
+    );
     let unknown = e.run(&["psa", "attributes", "--psa", "nope"]).await;
     assert_eq!(unknown.code, 1);
     assert!(unknown.stderr.contains("no PSA integration named \"nope\""));
@@ -385,12 +430,26 @@ async fn autotask_connect_with_secrets_on_stdin_and_pick_among_several() {
         .map(|a| a["id"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, BTreeSet::from(["active", "inactive"]));
-    assert!(attrs.iter().any(|a| a["attribute"] == "type" && a["name"] == "Customer"));
+    assert!(
+        attrs
+            .iter()
+            .any(|a| a["attribute"] == "type" && a["name"] == "Customer")
+    );
 
     let got = e
         .run(&[
-            "psa", "companies", "--psa", "acme-at", "--type", "1", "--type", "3", "--status",
-            "active", "--format", "jsonl",
+            "psa",
+            "companies",
+            "--psa",
+            "acme-at",
+            "--type",
+            "1",
+            "--type",
+            "3",
+            "--status",
+            "active",
+            "--format",
+            "jsonl",
         ])
         .await
         .ok()
@@ -413,7 +472,9 @@ async fn autotask_connect_with_secrets_on_stdin_and_pick_among_several() {
         )
     });
     let contacts = e
-        .run(&["psa", "contacts", &company, "--psa", "acme-at", "--format", "jsonl"])
+        .run(&[
+            "psa", "contacts", &company, "--psa", "acme-at", "--format", "jsonl",
+        ])
         .await
         .ok()
         .jsonl();
@@ -436,13 +497,19 @@ async fn bad_credentials_give_the_import_message_and_store_nothing() {
 
     let c = e.sb.autotask.credentials();
     let out = e
-        .connect_at("acme-at", &format!("NotTheSecret99\n{}\n", c.integration_code))
+        .connect_at(
+            "acme-at",
+            &format!("NotTheSecret99\n{}\n", c.integration_code),
+        )
         .await;
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains(AUTH_MESSAGE), "{}", out.stderr);
     out.leaks_none(&["NotTheSecret99", &c.integration_code]);
 
-    assert_eq!(e.run(&["psa", "list"]).await.ok().json(), serde_json::json!([]));
+    assert_eq!(
+        e.run(&["psa", "list"]).await.ok().json(),
+        serde_json::json!([])
+    );
 
     // --no-check stores them; `psa test` then reports the same message.
     let mut args = e.cw_args("unchecked");
@@ -462,14 +529,22 @@ async fn empty_credentials_are_required() {
     // The integration code line is missing.
     let out = e.connect_at("acme-at", &format!("{}\n", c.secret)).await;
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("Credentials are required"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Credentials are required"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("integration_code"), "{}", out.stderr);
     out.leaks_none(&[&c.secret]);
 
     // An empty private key on stdin.
     let out = e.connect_cw("acme-cw", "").await;
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("Credentials are required"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Credentials are required"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("private_key"), "{}", out.stderr);
 
     // An empty public key on the command line, even with --no-check.
@@ -482,7 +557,11 @@ async fn empty_credentials_are_required() {
         .run_stdin(&args, Some(&e.sb.connectwise.credentials().private_key))
         .await;
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("Credentials are required"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Credentials are required"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("public_key"), "{}", out.stderr);
 
     // Without --secrets-stdin and no terminal: a usage error naming the flag.
@@ -497,5 +576,8 @@ async fn empty_credentials_are_required() {
     let out = e.connect_cw("has space", "x").await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("has space"), "{}", out.stderr);
-    assert_eq!(e.run(&["psa", "list"]).await.ok().json(), serde_json::json!([]));
+    assert_eq!(
+        e.run(&["psa", "list"]).await.ok().json(),
+        serde_json::json!([])
+    );
 }
