@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 use lp_types::{Email, Secret};
+use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -193,6 +194,8 @@ struct Inner {
     config: AutotaskConfig,
     discovery: Url,
     http: reqwest::Client,
+    /// `ApiIntegrationCode`, `UserName`, `Secret`, built once and marked sensitive.
+    auth: [(&'static str, HeaderValue); 3],
     zone: Mutex<Option<Zone>>,
     /// `companyType` picklist: value → label (every entry, active or not).
     company_types: Mutex<Option<Picklist>>,
@@ -423,6 +426,27 @@ impl AutotaskClient {
                 format!("the discovery URL {raw:?} is not a URL: {e}"),
             )
         })?;
+        // Built once, marked sensitive (never printed by the HTTP stack); a value no header can
+        // carry is refused here rather than failing every request as a "network error".
+        let header = |name: &'static str, field: &str, value: &str| {
+            let mut v = HeaderValue::from_str(value).map_err(|_| {
+                Error::new(
+                    ErrorKind::Authentication,
+                    format!("the {field} contains characters a header cannot carry"),
+                )
+            })?;
+            v.set_sensitive(true);
+            Ok::<_, Error>((name, v))
+        };
+        let auth = [
+            header(
+                "ApiIntegrationCode",
+                "integration_code",
+                config.integration_code.expose(),
+            )?,
+            header("UserName", "username", &config.username)?,
+            header("Secret", "secret", config.secret.expose())?,
+        ];
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .user_agent(concat!("lpbridge-psa/", env!("CARGO_PKG_VERSION")))
@@ -437,6 +461,7 @@ impl AutotaskClient {
                 config,
                 discovery,
                 http,
+                auth,
                 zone: Mutex::new(None),
                 company_types: Mutex::new(None),
                 threads,
@@ -617,17 +642,15 @@ impl AutotaskClient {
     }
 
     async fn send_once(&self, call: &Call<'_>) -> Result<Verdict> {
-        let cfg = &self.inner.config;
         let mut rb = self
             .inner
             .http
             .request(call.method.clone(), call.url.clone())
             .header("Accept", "application/json");
         if call.authed {
-            rb = rb
-                .header("ApiIntegrationCode", cfg.integration_code.expose())
-                .header("UserName", &cfg.username)
-                .header("Secret", cfg.secret.expose());
+            for (name, value) in &self.inner.auth {
+                rb = rb.header(*name, value.clone());
+            }
         }
         if let Some(b) = call.body {
             rb = rb.json(b);
@@ -1108,6 +1131,21 @@ mod tests {
             !d.contains("hunter2secret") && !d.contains("CODE123456"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn credentials_no_header_can_carry_are_refused_up_front() {
+        let e =
+            AutotaskClient::new(AutotaskConfig::new("u@x.example", "bad\nsecret", "CODE")).err();
+        assert_eq!(
+            e.as_ref().map(|e| e.kind),
+            Some(ErrorKind::Authentication),
+            "{e:?}"
+        );
+        assert!(e.is_some_and(|e| e.detail.contains("secret") && !e.detail.contains("bad")));
+        let c = AutotaskClient::new(AutotaskConfig::new("u@x.example", "s3cret", "CODE"))
+            .expect("valid");
+        assert!(c.inner.auth.iter().all(|(_, v)| v.is_sensitive()));
     }
 
     #[test]

@@ -36,6 +36,12 @@ use crate::{
 /// The largest page ConnectWise serves (§1.7): every listing asks for it.
 pub const MAX_PAGE_SIZE: usize = 1000;
 
+/// `fields=` of company listings: a partial response with only what [`Company`] needs (§1.6),
+/// several times smaller than the full records.
+const COMPANY_FIELDS: &str = "id,name,status,types,deletedFlag";
+/// `fields=` of contact listings (what [`Contact`] needs).
+const CONTACT_FIELDS: &str = "id,firstName,lastName,company/id,inactiveFlag,communicationItems";
+
 /// Conditions longer than this are split into several calls (the guide: keep URLs under
 /// about 2,000 characters).
 const MAX_CONDITION_LEN: usize = 1_800;
@@ -869,6 +875,7 @@ impl ConnectWiseClient {
             "company/contacts?{}",
             encode_query(&[
                 ("conditions", conditions),
+                ("fields", CONTACT_FIELDS),
                 ("orderBy", "id asc"),
                 ("pageSize", &self.page_size.to_string()),
             ])
@@ -881,6 +888,7 @@ impl ConnectWiseClient {
         let rel = format!(
             "company/contacts?{}",
             encode_query(&[
+                ("fields", CONTACT_FIELDS),
                 ("orderBy", "id asc"),
                 ("pageSize", &self.page_size.to_string())
             ])
@@ -977,6 +985,7 @@ impl PsaDirectory for ConnectWiseClient {
         if let Some(c) = &child {
             pairs.push(("childConditions", c));
         }
+        pairs.push(("fields", COMPANY_FIELDS));
         pairs.push(("orderBy", "id asc"));
         pairs.push(("pageSize", &size));
         let rel = format!("company/companies?{}", encode_query(&pairs));
@@ -1076,6 +1085,69 @@ mod tests {
         assert_eq!(
             next_link(&h, "t").unwrap_err().kind,
             ErrorKind::InvalidResponse
+        );
+    }
+
+    #[test]
+    fn security_bodies_split_between_forbidden_and_authentication() {
+        let resp = |status: u16, body: &str| Resp {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+            what: "company/companies".into(),
+        };
+        let kind = |status, body| classify(&resp(status, body)).kind;
+        assert_eq!(
+            kind(
+                403,
+                r#"{"code":"Security","message":"SSL is required.","errors":null}"#
+            ),
+            ErrorKind::Authentication
+        );
+        assert_eq!(
+            kind(
+                403,
+                r#"{"code":"Security","message":"You do not have security permission to perform this action."}"#
+            ),
+            ErrorKind::Forbidden
+        );
+        assert_eq!(
+            kind(
+                429,
+                r#"{"error":"ConnectWiseAPI","message":"Too many requests. Please try again in 30 seconds."}"#
+            ),
+            ErrorKind::ServerError
+        );
+        assert_eq!(
+            kind(
+                500,
+                r#"{"code":"ConnectWiseApi","message":"UserNotAuthenticated"}"#
+            ),
+            ErrorKind::Authentication
+        );
+        assert_eq!(
+            kind(
+                400,
+                r#"{"code":"ApiFindCondition","message":"x is not a recognized name."}"#
+            ),
+            ErrorKind::Unknown
+        );
+    }
+
+    #[test]
+    fn listings_ask_for_a_partial_response() {
+        let c = ConnectWiseClient::new(ConnectWiseConfig::new(
+            "na.myconnectwise.net",
+            "acme",
+            "pub",
+            Secret::new("priv"),
+            "guid",
+        ))
+        .unwrap();
+        let q = c.contacts_query("company/id=1");
+        assert!(
+            q.contains("fields=id%2CfirstName%2ClastName%2Ccompany%2Fid%2CinactiveFlag%2CcommunicationItems"),
+            "{q}"
         );
     }
 

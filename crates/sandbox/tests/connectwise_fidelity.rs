@@ -455,6 +455,38 @@ async fn conditions_and_child_conditions_filter_for_real() {
         .await;
     assert_eq!(keys(&v[0]), ["id", "name", "status"]);
     assert_eq!(keys(&v[0]["status"]), ["id"]);
+    // The contact fields the client asks for: the same values as the full records, nothing else.
+    let (_, full, _) = c.json(c.get("company/contacts?pageSize=50")).await;
+    let (_, part, _) = c
+        .json(c.get(
+            "company/contacts?fields=id,firstName,lastName,company/id,inactiveFlag,communicationItems&pageSize=50",
+        ))
+        .await;
+    let (full, part) = (full.as_array().unwrap(), part.as_array().unwrap());
+    assert_eq!(full.len(), part.len());
+    for (f, p) in full.iter().zip(part) {
+        assert_eq!(
+            keys(p),
+            [
+                "id",
+                "firstName",
+                "lastName",
+                "company",
+                "inactiveFlag",
+                "communicationItems"
+            ]
+        );
+        assert_eq!(p["company"], json!({"id": f["company"]["id"]}));
+        for k in [
+            "id",
+            "firstName",
+            "lastName",
+            "inactiveFlag",
+            "communicationItems",
+        ] {
+            assert_eq!(p[k], f[k], "{k}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -877,6 +909,56 @@ async fn codebase_change_moves_the_api() {
     assert_eq!(r.status(), 200);
     let link = r.headers()["link"].to_str().unwrap().to_string();
     assert!(link.contains("/v2025_2/apis/3.0/"));
+}
+
+/// Checklist §1.10 item 2: a cloud codebase answers the API only on the `api-` host; the UI host
+/// gets the documented `Security` body (with `"errors":null`). On-premise codebases do not care.
+#[tokio::test]
+async fn cloud_ui_host_requires_the_api_host() {
+    let c = cw(10, 10).await;
+    let (status, body, _) = c
+        .json(
+            c.get("company/companies?pageSize=1")
+                .header("Host", "na.myconnectwise.net"),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body,
+        json!({"code": "Security", "message": "SSL is required.", "errors": null})
+    );
+    assert_eq!(
+        keys(&body),
+        ["code", "message", "errors"],
+        "the documented key order"
+    );
+    let (status, _, _) = c
+        .json(
+            c.get("company/companies?pageSize=1")
+                .header("Host", "api-na.myconnectwise.net"),
+        )
+        .await;
+    assert_eq!(status, 200, "the api- host is fine");
+    // Discovery lives on the UI host and stays open.
+    let r = c
+        .http
+        .get(format!("{}/login/companyinfo/lpbridge", c.site()))
+        .header("Host", "na.myconnectwise.net")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    c.sb.connectwise.set_codebase("v4_6_release/");
+    let (status, _, _) = c
+        .json(
+            c.get(&format!(
+                "{}/v4_6_release/apis/3.0/company/companies?pageSize=1",
+                c.site()
+            ))
+            .header("Host", "na.myconnectwise.net"),
+        )
+        .await;
+    assert_eq!(status, 200, "an on-premise codebase has no api- host");
 }
 
 #[tokio::test]

@@ -781,6 +781,31 @@ impl Record for &CompanyStatus {
     }
 }
 
+/// A JSON object under construction that builds only the keys its caller wants.
+struct Obj<'w> {
+    m: Map<String, Value>,
+    want: &'w dyn Fn(&str) -> bool,
+}
+
+impl<'w> Obj<'w> {
+    fn new(want: &'w dyn Fn(&str) -> bool) -> Self {
+        Self {
+            m: Map::new(),
+            want,
+        }
+    }
+
+    fn put(&mut self, key: &str, value: impl FnOnce() -> Value) {
+        if (self.want)(key) {
+            self.m.insert(key.to_string(), value());
+        }
+    }
+
+    fn done(self) -> Value {
+        Value::Object(self.m)
+    }
+}
+
 // ---- JSON -----------------------------------------------------------------------------
 
 impl Data {
@@ -800,59 +825,50 @@ impl Data {
 
     /// A company as `GET company/companies` serves it; `api` is `…/apis/3.0`.
     pub fn company_json(&self, c: &Company, api: &str) -> Value {
-        let mut m = Map::new();
-        m.insert("id".into(), json!(c.id));
-        m.insert("identifier".into(), json!(c.identifier));
-        m.insert("name".into(), json!(c.name));
-        m.insert(
-            "status".into(),
-            json!({
+        self.company_json_only(c, api, &|_| true)
+    }
+
+    /// [`Data::company_json`] with only the top-level keys `want` accepts (a `fields=` list):
+    /// the others are never built.
+    pub fn company_json_only(&self, c: &Company, api: &str, want: &dyn Fn(&str) -> bool) -> Value {
+        let mut o = Obj::new(want);
+        o.put("id", || json!(c.id));
+        o.put("identifier", || json!(c.identifier));
+        o.put("name", || json!(c.name));
+        o.put("status", || json!({
                 "id": c.status_id,
                 "name": self.status_name(c.status_id).unwrap_or(""),
                 "_info": {"status_href": format!("{api}/company/companies/statuses/{}", c.status_id)},
-            }),
-        );
-        m.insert(
-            "addressLine1".into(),
-            json!(format!("{} Main Street", 100 + c.id % 900)),
-        );
-        m.insert("city".into(), json!(c.city));
-        m.insert("state".into(), json!(c.state));
-        m.insert(
-            "zip".into(),
-            json!(format!("{:05}", 10_000 + c.id % 89_999)),
-        );
-        m.insert(
-            "country".into(),
-            json!({"id": 1, "name": "United States", "_info": {"country_href": format!("{api}/company/countries/1")}}),
-        );
-        m.insert("phoneNumber".into(), json!(c.phone));
-        m.insert("faxNumber".into(), json!(""));
-        m.insert("website".into(), json!(c.website));
-        m.insert(
-            "territory".into(),
-            json!({"id": 1, "name": "Main", "_info": {"location_href": format!("{api}/system/locations/1")}}),
-        );
-        m.insert("accountNumber".into(), json!(""));
-        m.insert("dateAcquired".into(), json!(iso(c.date_entered)));
-        m.insert("leadFlag".into(), json!(c.lead_flag));
-        m.insert("unsubscribeFlag".into(), json!(false));
-        m.insert(
-            "isVendorFlag".into(),
+            }));
+        o.put("addressLine1", || {
+            json!(format!("{} Main Street", 100 + c.id % 900))
+        });
+        o.put("city", || json!(c.city));
+        o.put("state", || json!(c.state));
+        o.put("zip", || json!(format!("{:05}", 10_000 + c.id % 89_999)));
+        o.put("country", || json!({"id": 1, "name": "United States", "_info": {"country_href": format!("{api}/company/countries/1")}}));
+        o.put("phoneNumber", || json!(c.phone));
+        o.put("faxNumber", || json!(""));
+        o.put("website", || json!(c.website));
+        o.put("territory", || json!({"id": 1, "name": "Main", "_info": {"location_href": format!("{api}/system/locations/1")}}));
+        o.put("accountNumber", || json!(""));
+        o.put("dateAcquired", || json!(iso(c.date_entered)));
+        o.put("leadFlag", || json!(c.lead_flag));
+        o.put("unsubscribeFlag", || json!(false));
+        o.put("isVendorFlag", || {
             json!(
                 c.type_ids
                     .iter()
                     .any(|t| self.types.iter().any(|x| x.id == *t && x.vendor_flag))
-            ),
-        );
-        m.insert("deletedFlag".into(), json!(c.deleted));
+            )
+        });
+        o.put("deletedFlag", || json!(c.deleted));
         if let Some(t) = c.date_deleted {
-            m.insert("dateDeleted".into(), json!(iso(t)));
-            m.insert("deletedBy".into(), json!("Admin1"));
+            o.put("dateDeleted", || json!(iso(t)));
+            o.put("deletedBy", || json!("Admin1"));
         }
-        m.insert("mobileGuid".into(), json!(guid(0xc0, c.id)));
-        m.insert(
-            "types".into(),
+        o.put("mobileGuid", || json!(guid(0xc0, c.id)));
+        o.put("types", || {
             Value::Array(
                 c.type_ids
                     .iter()
@@ -864,16 +880,11 @@ impl Data {
                         })
                     })
                     .collect(),
-            ),
-        );
-        m.insert(
-            "site".into(),
-            json!({"id": 1000 + c.id, "name": "Main", "_info": {"site_href": format!("{api}/company/companies/{}/sites/{}", c.id, 1000 + c.id)}}),
-        );
-        m.insert("customFields".into(), json!([]));
-        m.insert(
-            "_info".into(),
-            json!({
+            )
+        });
+        o.put("site", || json!({"id": 1000 + c.id, "name": "Main", "_info": {"site_href": format!("{api}/company/companies/{}/sites/{}", c.id, 1000 + c.id)}}));
+        o.put("customFields", || json!([]));
+        o.put("_info", || json!({
                 "lastUpdated": iso(c.last_updated),
                 "updatedBy": "Import1",
                 "dateEntered": iso(c.date_entered),
@@ -883,50 +894,54 @@ impl Data {
                 "tickets_href": format!("{api}/service/tickets?conditions=company/id={}", c.id),
                 "sites_href": format!("{api}/company/companies/{}/sites", c.id),
                 "notes_href": format!("{api}/company/companies/{}/notes", c.id),
-            }),
-        );
-        Value::Object(m)
+            }));
+        o.done()
     }
 
     /// A contact as `GET company/contacts` serves it. `hide_company` mimics an API member
     /// without rights on companies: `company` and `site` come back missing (ConnectWiseManageAPI#40).
     pub fn contact_json(&self, c: &Contact, api: &str, hide_company: bool) -> Value {
-        let mut m = Map::new();
-        m.insert("id".into(), json!(c.id));
-        m.insert("firstName".into(), json!(c.first_name));
-        m.insert("lastName".into(), json!(c.last_name));
+        self.contact_json_only(c, api, hide_company, &|_| true)
+    }
+
+    /// [`Data::contact_json`] with only the top-level keys `want` accepts.
+    pub fn contact_json_only(
+        &self,
+        c: &Contact,
+        api: &str,
+        hide_company: bool,
+        want: &dyn Fn(&str) -> bool,
+    ) -> Value {
+        let mut o = Obj::new(want);
+        o.put("id", || json!(c.id));
+        o.put("firstName", || json!(c.first_name));
+        o.put("lastName", || json!(c.last_name));
         if !hide_company {
             let co = self.companies.get(&c.company_id);
-            m.insert(
-                "company".into(),
+            o.put("company", || {
                 json!({
                     "id": c.company_id,
                     "identifier": co.map_or("", |x| x.identifier.as_str()),
                     "name": co.map_or("", |x| x.name.as_str()),
                     "_info": {"company_href": format!("{api}/company/companies/{}", c.company_id)},
-                }),
-            );
-            m.insert(
-                "site".into(),
-                json!({"id": 1000 + c.company_id, "name": "Main", "_info": {"site_href": format!("{api}/company/companies/{}/sites/{}", c.company_id, 1000 + c.company_id)}}),
-            );
+                })
+            });
+            o.put("site", || json!({"id": 1000 + c.company_id, "name": "Main", "_info": {"site_href": format!("{api}/company/companies/{}/sites/{}", c.company_id, 1000 + c.company_id)}}));
         }
-        m.insert("inactiveFlag".into(), json!(c.inactive));
+        o.put("inactiveFlag", || json!(c.inactive));
         if let Some(t) = &c.title {
-            m.insert("title".into(), json!(t));
+            o.put("title", || json!(t));
         }
-        m.insert("defaultFlag".into(), json!(c.default_flag));
-        m.insert("defaultBillingFlag".into(), json!(false));
-        m.insert("disablePortalLoginFlag".into(), json!(false));
-        m.insert("unsubscribeFlag".into(), json!(false));
-        m.insert("mobileGuid".into(), json!(guid(0xc7, c.id)));
+        o.put("defaultFlag", || json!(c.default_flag));
+        o.put("defaultBillingFlag", || json!(false));
+        o.put("disablePortalLoginFlag", || json!(false));
+        o.put("unsubscribeFlag", || json!(false));
+        o.put("mobileGuid", || json!(guid(0xc7, c.id)));
         if let Some(p) = c.comms.iter().find(|x| x.kind == CommKind::Phone) {
-            m.insert("defaultPhoneType".into(), json!("Direct"));
-            m.insert("defaultPhoneNbr".into(), json!(p.value));
+            o.put("defaultPhoneType", || json!("Direct"));
+            o.put("defaultPhoneNbr", || json!(p.value));
         }
-        m.insert(
-            "communicationItems".into(),
-            Value::Array(
+        o.put("communicationItems", || Value::Array(
                 c.comms
                     .iter()
                     .map(|x| {
@@ -948,12 +963,10 @@ impl Data {
                         Value::Object(item)
                     })
                     .collect(),
-            ),
-        );
-        m.insert("types".into(), json!([]));
-        m.insert("customFields".into(), json!([]));
-        m.insert(
-            "_info".into(),
+            ));
+        o.put("types", || json!([]));
+        o.put("customFields", || json!([]));
+        o.put("_info", || {
             json!({
                 "lastUpdated": iso(c.last_updated),
                 "updatedBy": "Import1",
@@ -961,9 +974,9 @@ impl Data {
                 "enteredBy": "Import1",
                 "communications_href": format!("{api}/company/contacts/{}/communications", c.id),
                 "notes_href": format!("{api}/company/contacts/{}/notes", c.id),
-            }),
-        );
-        Value::Object(m)
+            })
+        });
+        o.done()
     }
 
     pub fn type_json(&self, t: &CompanyType) -> Value {

@@ -593,6 +593,17 @@ struct ListParams {
     keep: Vec<String>,
 }
 
+impl ListParams {
+    /// Whether the top-level key `key` is asked for (`fields=`; every key when absent). Rows are
+    /// built with only these keys, so a partial response costs only what it returns.
+    fn wants(&self, key: &str) -> bool {
+        self.fields.as_ref().is_none_or(|f| {
+            f.iter()
+                .any(|path| path.first().is_some_and(|h| h.eq_ignore_ascii_case(key)))
+        })
+    }
+}
+
 fn decode_pair(raw: &str) -> (String, String) {
     serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
         .ok()
@@ -905,6 +916,12 @@ impl ConnectWise {
         if *method != Method::GET && *method != Method::HEAD {
             return Answer::empty(StatusCode::METHOD_NOT_ALLOWED);
         }
+        if on_cloud_ui_host(&settings, headers) {
+            return Answer::json(
+                StatusCode::FORBIDDEN,
+                &json!({"code": "Security", "message": "SSL is required.", "errors": null}),
+            );
+        }
         if let Some(a) = check_auth(&settings, headers) {
             return a;
         }
@@ -1073,7 +1090,12 @@ impl ConnectWise {
         };
         let pg = select(d.companies.range(start..).map(|(k, v)| (*k, v)), view, &p);
         let last_id = pg.items.last().map(|c| c.id);
-        let rows = pg.items.iter().map(|c| d.company_json(c, api)).collect();
+        let want = |k: &str| p.wants(k);
+        let rows = pg
+            .items
+            .iter()
+            .map(|c| d.company_json_only(c, api, &want))
+            .collect();
         list_answer(rows, &p, pg.total, pg.more, last_id, link_base)
     }
 
@@ -1133,7 +1155,7 @@ impl ConnectWise {
         let rows = pg
             .items
             .iter()
-            .map(|c| d.contact_json(c, api, hide_company))
+            .map(|c| d.contact_json_only(c, api, hide_company, &|k: &str| p.wants(k)))
             .collect();
         list_answer(rows, &p, pg.total, pg.more, last_id, link_base)
     }
@@ -1245,6 +1267,30 @@ fn company_info(s: &Settings, company: &str) -> Answer {
             "IsCloud": if s.cloud { "True" } else { "False" },
         }),
     )
+}
+
+/// The cloud UI hosts whose API lives on the `api-` host (spec §1.1).
+pub const CLOUD_UI_HOSTS: &[&str] = &[
+    "na.myconnectwise.net",
+    "eu.myconnectwise.net",
+    "au.myconnectwise.net",
+    "aus.myconnectwise.net",
+    "za.myconnectwise.net",
+    "staging.connectwisedev.com",
+];
+
+/// Whether an API request reached a cloud tenant through its UI host instead of the `api-` one
+/// (checklist §1.10 item 2). Only the documented UI host names count (sent in `Host`), so the
+/// emulator's own loopback address keeps standing for the `api-` host.
+fn on_cloud_ui_host(s: &Settings, headers: &HeaderMap) -> bool {
+    if !s.cloud || s.codebase.starts_with("v4_6_release") {
+        return false;
+    }
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    CLOUD_UI_HOSTS.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// Basic auth `company+public:private`, then the `clientId` header. `None` when both pass.
