@@ -1,12 +1,24 @@
-//! lpbridge application library: the `lpbridge` CLI now; the unified IAM, SCIM, events and MSP
-//! service later.
+//! lpbridge application library: the `lpbridge` CLI and the `lpbridge serve` service.
 //!
-//! - [`cli`]: clap definitions and formatting only.
-//! - [`admin`]: the behaviour of bulk changes (plans, CSV import, group apply, per-user bulk ops).
-//! - [`connections`]: encrypted connection profiles.
-//! - [`output`]: table / json / jsonl / csv writers.
-//! - [`error`]: the one application error and its exit codes (0 ok, 1 error, 2 usage,
-//!   3 partial failure).
+//! Interfaces (thin: parse, authorise, format):
+//! - [`cli`]: clap definitions and formatting; [`http`]: the service's routes, API-key
+//!   authentication, connection selection, error bodies, OpenAPI and metrics; [`serve`]: the
+//!   service's configuration and life cycle.
+//!
+//! Behaviour:
+//! - [`unified`]: the StackOne-shaped unified IAM API over one connection.
+//! - [`actions`]: every connector action with its input schema, and the passthrough.
+//! - [`admin`]: bulk changes (plans, CSV import, group apply, per-user bulk ops).
+//! - [`scim`], [`events`]: the protocol cores of SCIM 2.0 and of event collection (their
+//!   endpoints and watcher come with later issues).
+//!
+//! Below them:
+//! - [`snapshot`]: the per-connection directory cache.
+//! - [`store`], [`crypto`]: SQLite or PostgreSQL, sealed secrets, API keys, claims, leases.
+//! - [`connections`]: which credentials a CLI run uses.
+//! - [`output`], [`records`]: table / json / jsonl / csv writers and their rows.
+//! - [`error`]: the one application error, its exit codes (0 ok, 1 error, 2 usage, 3 partial
+//!   failure) and, in [`http::error`], its HTTP mapping.
 
 /// `eprintln!` for status lines that must never panic: a broken pipe on stderr is ignored (the
 /// command's work and its exit code matter more than a progress note).
