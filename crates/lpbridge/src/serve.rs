@@ -129,6 +129,16 @@ impl ServeOptions {
             )
             .into());
         }
+        let sandbox_users = o.sandbox_users.or(file.sandbox_users).unwrap_or(2000);
+        // The same bounds as `--sandbox-users` (the file is not checked by clap).
+        if !(1..=1_000_000).contains(&sandbox_users) {
+            return Err(InvalidValue::new(
+                "sandbox_users",
+                sandbox_users.to_string(),
+                "must be from 1 to 1000000",
+            )
+            .into());
+        }
         let defaults = ClientSettings::default();
         let client = ClientSettings {
             timeout: file
@@ -145,7 +155,7 @@ impl ServeOptions {
             data_dir,
             database_url: o.database_url.or(file.database_url),
             sandbox: o.sandbox.or(file.sandbox).unwrap_or(SandboxMode::Auto),
-            sandbox_users: o.sandbox_users.or(file.sandbox_users).unwrap_or(2000),
+            sandbox_users,
             settings: Settings {
                 max_body_bytes: max_body,
                 snapshot_ttl: Duration::from_secs(ttl),
@@ -357,5 +367,75 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> Result<PathBuf> {
+        Ok(PathBuf::from("/tmp/lpbridge-default"))
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file = FileConfig {
+            listen: Some("0.0.0.0:9000".into()),
+            snapshot_ttl_secs: Some(60),
+            max_body_bytes: Some(4096),
+            sandbox_users: Some(50),
+            ..FileConfig::default()
+        };
+        let o = Overrides {
+            listen: Some("127.0.0.1:9001".into()),
+            ..Overrides::default()
+        };
+        let opts = ServeOptions::merge(o, file, dir).unwrap();
+        assert_eq!(opts.listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(opts.settings.snapshot_ttl, Duration::from_secs(60));
+        assert_eq!(opts.settings.max_body_bytes, 4096);
+        assert_eq!(opts.sandbox_users, 50);
+        assert_eq!(opts.sandbox, SandboxMode::Auto);
+        assert_eq!(opts.data_dir, PathBuf::from("/tmp/lpbridge-default"));
+    }
+
+    #[test]
+    fn out_of_range_file_values_are_refused_by_name() {
+        for (file, field) in [
+            (
+                FileConfig {
+                    sandbox_users: Some(0),
+                    ..FileConfig::default()
+                },
+                "sandbox_users",
+            ),
+            (
+                FileConfig {
+                    sandbox_users: Some(50_000_000),
+                    ..FileConfig::default()
+                },
+                "sandbox_users",
+            ),
+            (
+                FileConfig {
+                    max_body_bytes: Some(10),
+                    ..FileConfig::default()
+                },
+                "max_body_bytes",
+            ),
+            (
+                FileConfig {
+                    listen: Some("nowhere".into()),
+                    ..FileConfig::default()
+                },
+                "listen",
+            ),
+        ] {
+            let e = ServeOptions::merge(Overrides::default(), file, dir)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field), "{e}");
+        }
     }
 }

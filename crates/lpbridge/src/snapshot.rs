@@ -44,6 +44,9 @@ impl Directory {
             }
         }
         users.sort_by_cached_key(|u| u.username.to_lowercase());
+        // Offset paging can list a user twice when the directory changes mid-sweep; one key,
+        // one user (the index, the cursor and `remove` all assume it).
+        users.dedup_by(|a, b| a.username.to_lowercase() == b.username.to_lowercase());
         let mut d = Directory {
             users,
             ..Directory::default()
@@ -231,14 +234,16 @@ impl<T: Clone> Cached<T> {
     }
 
     /// Applies `f` to a copy of the current value if it is still trusted; otherwise the next
-    /// read sweeps again anyway.
+    /// read sweeps again anyway. Starts a new generation either way, so a load that began
+    /// before the change (and so cannot contain it) is not trusted when it lands.
     fn modify(&self, f: impl FnOnce(&mut T)) {
-        let generation = self.generation.load(Ordering::Acquire);
         let mut cur = self.current.write();
-        if let Some(e) = cur.as_mut().filter(|e| e.generation == generation) {
+        let before = self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(e) = cur.as_mut().filter(|e| e.generation == before) {
             let mut copy = (*e.value).clone();
             f(&mut copy);
             e.value = Arc::new(copy);
+            e.generation = before + 1;
         }
     }
 }
@@ -331,6 +336,11 @@ impl Snapshots {
         slot.folders.get(self.ttl, || client.shared_folders()).await
     }
 
+    /// The directory if a trusted, unexpired one is cached; never sweeps.
+    pub fn cached_directory(&self, conn: &ConnectionId) -> Option<Arc<Directory>> {
+        self.slot(conn).directory.fresh(self.ttl)
+    }
+
     /// Patches the directory after a write lpbridge made (no-op when nothing trusted is cached).
     pub fn modify_directory(&self, conn: &ConnectionId, f: impl FnOnce(&mut Directory)) {
         self.slot(conn).directory.modify(f);
@@ -356,9 +366,16 @@ impl Snapshots {
     }
 
     /// Records the version this replica's own write produced (its snapshot is already patched
-    /// or invalidated), so it does not count as someone else's change.
+    /// or invalidated), so it does not count as someone else's change. A version that skips
+    /// one means another replica wrote since this one last looked: that change is not in the
+    /// snapshot, so it is invalidated.
     pub fn own_version(&self, conn: &ConnectionId, version: i64) {
-        self.slot(conn).version.store(version, Ordering::Release);
+        let slot = self.slot(conn);
+        let seen = slot.version.swap(version, Ordering::AcqRel);
+        if seen != version.wrapping_sub(1) && seen != i64::MIN {
+            slot.directory.invalidate();
+            slot.folders.invalidate();
+        }
     }
 
     /// Drops a removed connection's slot.
@@ -434,6 +451,65 @@ mod tests {
             slot.directory.fresh(ttl).is_none(),
             "another replica's write"
         );
+    }
+
+    #[test]
+    fn a_user_listed_twice_by_the_sweep_is_kept_once() {
+        let mut d = Directory::from_parts(
+            vec![
+                user("a@x.com", &["G"]),
+                user("b@x.com", &[]),
+                user("A@x.com", &["G"]),
+            ],
+            vec![],
+        );
+        assert_eq!(d.users.len(), 2);
+        assert_eq!(d.groups["G"], ["a@x.com"]);
+        assert!(d.remove("a@x.com"));
+        assert!(d.user("a@x.com").is_none(), "no second copy left behind");
+    }
+
+    #[tokio::test]
+    async fn a_load_that_began_before_a_patch_is_not_trusted() {
+        let cache: Arc<Cached<u32>> = Arc::new(Cached::default());
+        let ttl = Duration::from_secs(60);
+        cache.get::<(), _>(ttl, || async { Ok(1) }).await.unwrap();
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let c = cache.clone();
+        // A sweep that read the directory before the write below.
+        let load = tokio::spawn(async move {
+            c.load_and_store::<(), _>(|| async move {
+                let _ = go_rx.await;
+                Ok(1)
+            })
+            .await
+        });
+        tokio::task::yield_now().await;
+        // lpbridge's write patches the snapshot meanwhile.
+        cache.modify(|v| *v = 2);
+        go_tx.send(()).unwrap();
+        assert_eq!(*load.await.unwrap().unwrap(), 1, "handed to its caller");
+        assert_eq!(
+            *cache.get::<(), _>(ttl, || async { Ok(3) }).await.unwrap(),
+            3,
+            "the pre-write sweep is not served afterwards"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_own_write_that_skips_a_version_invalidates() {
+        let snaps = Snapshots::new(Duration::from_secs(60));
+        let id = ConnectionId::new("c").unwrap();
+        snaps.observe_version(&id, 3);
+        let slot = snaps.slot(&id);
+        let ttl = Duration::from_secs(60);
+        slot.directory
+            .get::<(), _>(ttl, || async { Ok(Directory::default()) })
+            .await
+            .unwrap();
+        // Another replica wrote (4) before this one's own write (5).
+        snaps.own_version(&id, 5);
+        assert!(slot.directory.fresh(ttl).is_none());
     }
 
     #[tokio::test]

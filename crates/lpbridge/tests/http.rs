@@ -964,3 +964,237 @@ async fn a_key_limited_to_some_connections_is_forbidden_elsewhere() {
         .await;
     assert_error(&r, 403, "other");
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_never_quoted_back() {
+    let t = spawn().await;
+    // Cut short: the provisioning hash must not come back in the 400.
+    let body = br#"{"id":"leaky","cid":1,"provhash":"S3cret-Provhash-Value""#.to_vec();
+    let r = t
+        .req(Method::POST, "/connections", Some(&t.rw), &[], Some(body))
+        .await;
+    assert_error(&r, 400, "not valid JSON");
+    assert!(!r.text.contains("S3cret-Provhash-Value"), "{}", r.text);
+    let body = br#"{"email":"a@example.com","default_password":"Hunter2-Passw0rd"#.to_vec();
+    let r = t
+        .req(
+            Method::POST,
+            "/actions/lastpass_invite_user",
+            Some(&t.rw),
+            &[],
+            Some(body),
+        )
+        .await;
+    assert_error(&r, 400, "not valid JSON");
+    assert!(!r.text.contains("Hunter2"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn key_and_action_are_checked_before_the_body() {
+    let t = spawn_with(
+        SandboxConfig::for_tests(),
+        Settings {
+            max_body_bytes: 2048,
+            ..Settings::default()
+        },
+    )
+    .await;
+    let big = vec![b'x'; 4096];
+    let bad = b"{".to_vec();
+    // A read-only key on a write is a 403, whatever the body.
+    for (method, uri) in [
+        (Method::PATCH, "/unified/iam/users/a@example.com"),
+        (Method::POST, "/actions/lastpass_disable_mfa"),
+        (Method::POST, "/connections"),
+        (Method::PATCH, "/connections/acme"),
+    ] {
+        for body in [&big, &bad] {
+            let r = t
+                .req(method.clone(), uri, Some(&t.ro), &[], Some(body.clone()))
+                .await;
+            assert_error(&r, 403, "read-only");
+        }
+    }
+    let r = t
+        .req(
+            Method::DELETE,
+            "/unified/iam/users/a@example.com",
+            Some(&t.ro),
+            &[("x-account-id", "ghost")],
+            None,
+        )
+        .await;
+    assert_error(&r, 403, "read-only");
+    // An unknown action is a 404, whatever the body.
+    for body in [&big, &bad] {
+        let r = t
+            .req(
+                Method::POST,
+                "/actions/lastpass_fly",
+                Some(&t.rw),
+                &[],
+                Some(body.clone()),
+            )
+            .await;
+        assert_error(&r, 404, "lastpass_fly");
+    }
+}
+
+#[tokio::test]
+async fn patch_keeps_the_half_of_the_name_not_sent_and_unknown_ids_are_404() {
+    let t = spawn().await;
+    let users = all_users(&t, 100).await;
+    let u = users
+        .iter()
+        .find(|u| u["status"]["value"] == "enabled")
+        .unwrap();
+    let id = u["id"].as_str().unwrap();
+    let r = t
+        .send(
+            Method::PATCH,
+            &format!("/unified/iam/users/{id}"),
+            json!({"name": "Ada Lovelace"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = t
+        .send(
+            Method::PATCH,
+            &format!("/unified/iam/users/{id}"),
+            json!({"last_name": "Byron"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(t.upstream_user(id).await.unwrap().fullname, "Ada Byron");
+    let r = t
+        .send(
+            Method::PATCH,
+            &format!("/unified/iam/users/{id}"),
+            json!({"first_name": "Augusta"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(t.upstream_user(id).await.unwrap().fullname, "Augusta Byron");
+    // A refused field is named as itself.
+    let r = t
+        .send(
+            Method::PATCH,
+            &format!("/unified/iam/users/{id}"),
+            json!({"password": "Hunter2-Passw0rd"}),
+        )
+        .await;
+    assert_error(&r, 400, "invalid password");
+    assert!(!r.text.contains("Hunter2"), "{}", r.text);
+    // A LastPass numeric id that does not exist is a 404, not a 400.
+    assert_error(
+        &t.get("/unified/iam/users/999999999").await,
+        404,
+        "999999999",
+    );
+    // `fields=` is checked even when the page is empty.
+    assert_error(
+        &t.get("/unified/iam/users?filter%5Bemail%5D=nobody%40example.com&fields=nope")
+            .await,
+        400,
+        "fields",
+    );
+}
+
+#[tokio::test]
+async fn a_patch_that_fails_half_way_drops_the_snapshot() {
+    use sandbox::faults::{FaultKind, FaultRule};
+    let t = spawn_with(
+        SandboxConfig::for_tests(),
+        Settings {
+            client: http::ClientSettings {
+                attempts: 1,
+                ..http::ClientSettings::default()
+            },
+            ..Settings::default()
+        },
+    )
+    .await;
+    let users = all_users(&t, 100).await;
+    let u = users
+        .iter()
+        .find(|u| u["status"]["value"] == "enabled")
+        .unwrap();
+    let id = u["id"].as_str().unwrap();
+    let rule = t.sb.faults.add(FaultRule::new(
+        "disableuser",
+        FaultKind::Status { status: 500 },
+    ));
+    let r = t
+        .send(
+            Method::PATCH,
+            &format!("/unified/iam/users/{id}"),
+            json!({"name": "Half Applied", "status": "disabled"}),
+        )
+        .await;
+    assert!(r.status.is_server_error(), "{}", r.text);
+    t.sb.faults.remove(rule);
+    // The name was changed upstream; the snapshot must not keep the old one.
+    assert_eq!(t.upstream_user(id).await.unwrap().fullname, "Half Applied");
+    let r = t.get(&format!("/unified/iam/users/{id}")).await;
+    assert_eq!(r.body["data"]["name"], "Half Applied", "{}", r.text);
+}
+
+#[tokio::test]
+async fn folder_members_do_not_cost_a_directory_sweep() {
+    let t = spawn().await;
+    let r = t.get("/unified/iam/resources?page_size=1").await;
+    let fid = r.body["data"][0]["id"].as_str().unwrap().to_owned();
+    let r = t
+        .get(&format!(
+            "/unified/iam/resource_users?resource_type=shared_folder&resource_id={fid}"
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        sweeps(&t).unwrap_or(0),
+        0,
+        "a cold snapshot is not swept for names"
+    );
+}
+
+#[tokio::test]
+async fn metrics_keep_one_series_per_standard_method() {
+    let t = spawn().await;
+    for m in ["FOO", "BAR"] {
+        let r = t
+            .req(
+                Method::from_bytes(m.as_bytes()).unwrap(),
+                "/healthz",
+                None,
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 405);
+    }
+    let m = t.req(Method::GET, "/metrics", None, &[], None).await.text;
+    assert!(!m.contains("FOO") && !m.contains("BAR"), "{m}");
+    assert!(m.contains("method=\"OTHER\""), "{m}");
+}
+
+#[tokio::test]
+async fn unified_actions_refuse_a_filter_that_is_not_an_object() {
+    let t = spawn().await;
+    let r = t
+        .send(
+            Method::POST,
+            "/actions/lastpass_unified_list_users",
+            json!({"filter": "a@example.com"}),
+        )
+        .await;
+    assert_error(&r, 400, "filter");
+    let r = t
+        .send(
+            Method::POST,
+            "/actions/lastpass_unified_list_users",
+            json!({"filter": {"email": "nobody@example.com"}, "page_size": 5}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["data"], json!([]), "{}", r.text);
+}

@@ -16,7 +16,7 @@ use axum::extract::{
     DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, RawQuery, Request, State,
 };
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -132,9 +132,11 @@ impl App {
         let client = Client::new(cfg)?;
         let stale = {
             let mut clients = self.clients.lock();
+            // Another request may have built the same client meanwhile: only a different
+            // `updated_at` means new credentials or endpoint.
             clients
                 .insert(c.id.clone(), (c.updated_at, client.clone()))
-                .is_some()
+                .is_some_and(|(at, _)| at != c.updated_at)
         };
         if stale {
             // New credentials or endpoint: what was read through the old ones is suspect.
@@ -206,14 +208,17 @@ impl App {
                 }
             }
         };
-        if let Some(k) = key
-            && !k.may_use(&id)
-        {
-            return Err(Error::Forbidden(format!(
-                "API key {} may not use connection {:?}",
-                k.id,
-                id.as_str()
-            )));
+        self.account_by_id(id, key).await
+    }
+
+    /// The connection `id`, ready to use (403 for a key limited to other connections).
+    pub async fn account_by_id(
+        &self,
+        id: ConnectionId,
+        key: Option<&ApiKeyInfo>,
+    ) -> Result<unified::Conn, Error> {
+        if let Some(k) = key {
+            check_scope(k, &id)?;
         }
         let conn = self.store.get_connection(&id).await?.ok_or_else(|| {
             Error::NotFound(format!(
@@ -242,6 +247,18 @@ impl App {
             .await?
             .ok_or_else(|| Error::Unauthorized("the API key is unknown or revoked".into()))
     }
+}
+
+/// 403 unless the key may use the connection.
+fn check_scope(key: &ApiKeyInfo, id: &ConnectionId) -> Result<(), Error> {
+    if key.may_use(id) {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "API key {} may not use connection {:?}",
+        key.id,
+        id.as_str()
+    )))
 }
 
 /// The key from the `Authorization` header.
@@ -316,6 +333,31 @@ impl FromRequestParts<App> for Caller {
     }
 }
 
+/// A caller with a read-write key, checked before the connection or the body is read: a
+/// read-only key on a write is a 403 whatever else is wrong with the request.
+pub struct Writer(pub Caller);
+
+impl FromRequestParts<App> for Writer {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let c = Caller::from_request_parts(parts, app).await?;
+        c.require_write()?;
+        Ok(Writer(c))
+    }
+}
+
+/// A caller that may manage connections (read-write, not limited to some connections).
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<App> for Admin {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let c = Caller::from_request_parts(parts, app).await?;
+        c.require_admin()?;
+        Ok(Admin(c))
+    }
+}
+
 /// The connection a request works on.
 pub struct Account(pub unified::Conn);
 
@@ -330,9 +372,6 @@ impl FromRequestParts<App> for Account {
 /// A JSON body: size-limited (413), parsed with the position of a syntax error (400).
 pub struct JsonBody(pub Value);
 
-/// Like [`JsonBody`], but an empty body is `{}` (actions without parameters).
-pub struct OptionalJsonBody(pub Value);
-
 async fn read_json(req: Request, app: &App, empty: Option<Value>) -> Result<Value, ApiError> {
     let limit = app.settings.max_body_bytes;
     let bytes = Bytes::from_request(req, app).await.map_err(|e| {
@@ -346,10 +385,11 @@ async fn read_json(req: Request, app: &App, empty: Option<Value>) -> Result<Valu
         return empty
             .ok_or_else(|| InvalidValue::new("body", "", "is empty: send a JSON object").into());
     }
+    // The body is never quoted back: it may hold a provisioning hash or a password.
     serde_json::from_slice(&bytes).map_err(|e| {
         InvalidValue::new(
             "body",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(100)]),
+            "…",
             format!(
                 "is not valid JSON (line {}, column {}: {e})",
                 e.line(),
@@ -364,15 +404,6 @@ impl FromRequest<App> for JsonBody {
     type Rejection = ApiError;
     async fn from_request(req: Request, app: &App) -> Result<Self, ApiError> {
         Ok(JsonBody(read_json(req, app, None).await?))
-    }
-}
-
-impl FromRequest<App> for OptionalJsonBody {
-    type Rejection = ApiError;
-    async fn from_request(req: Request, app: &App) -> Result<Self, ApiError> {
-        Ok(OptionalJsonBody(
-            read_json(req, app, Some(json!({}))).await?,
-        ))
     }
 }
 
@@ -473,7 +504,12 @@ pub fn router(app: App) -> Router {
 /// latency: never headers (keys) or bodies (passwords).
 async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_owned();
+    // Standard methods only: any token is a valid method, and each would be a new series.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "TRACE"
+        | "CONNECT") => m.to_owned(),
+        _ => "OTHER".to_owned(),
+    };
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -532,24 +568,22 @@ async fn get_user(
 }
 
 async fn patch_user(
-    c: Caller,
+    _w: Writer,
     Account(a): Account,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
     JsonBody(body): JsonBody,
 ) -> ApiResult {
-    c.require_write()?;
     Params::parse(q.as_deref(), PLAIN)?;
     json_ok(a.update_user(&id, body).await?)
 }
 
 async fn delete_user(
-    c: Caller,
+    _w: Writer,
     Account(a): Account,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    c.require_write()?;
     json_ok(
         a.delete_user(&id, &Params::parse(q.as_deref(), DELETE_ALLOW)?)
             .await?,
@@ -716,11 +750,17 @@ fn unified_params(input: &Value, allow: Allow) -> Result<(Option<String>, Params
             match k.as_str() {
                 "id" => id = Some(s),
                 "filter" => {
-                    if let Value::Object(f) = v {
-                        for (fk, fv) in f {
-                            let fv = fv.as_str().map_or_else(|| fv.to_string(), str::to_owned);
-                            pairs.push((format!("filter[{fk}]"), fv));
-                        }
+                    let Value::Object(f) = v else {
+                        return Err(InvalidValue::new(
+                            "filter",
+                            v.to_string(),
+                            "must be an object, e.g. {\"email\": \"a@example.com\"}",
+                        )
+                        .into());
+                    };
+                    for (fk, fv) in f {
+                        let fv = fv.as_str().map_or_else(|| fv.to_string(), str::to_owned);
+                        pairs.push((format!("filter[{fk}]"), fv));
                     }
                 }
                 _ => pairs.push((k.clone(), s)),
@@ -774,14 +814,16 @@ async fn run_action(
     State(app): State<App>,
     c: Caller,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    OptionalJsonBody(input): OptionalJsonBody,
+    req: Request,
 ) -> ApiResult {
+    // The name and the key are checked before the body is read (404 and 403 first).
     let spec = find_action(&name)?;
     if spec.write {
         c.require_write()?;
     }
-    let a = app.account(&headers, Some(&c.0)).await?;
+    let a = app.account(req.headers(), Some(&c.0)).await?;
+    // An empty body is `{}` (actions without parameters).
+    let input = read_json(req, &app, Some(json!({}))).await?;
     let data = match spec.kind {
         ActionKind::Unified => run_unified(&a, spec.name, &input).await?,
         ActionKind::Direct => {
@@ -901,10 +943,9 @@ async fn list_connections(State(app): State<App>, c: Caller) -> ApiResult {
 
 async fn create_connection(
     State(app): State<App>,
-    c: Caller,
+    _a: Admin,
     JsonBody(body): JsonBody,
 ) -> ApiResult {
-    c.require_admin()?;
     let req: CreateConnection = typed(body)?;
     let id = path_connection_id(&req.id)?;
     let endpoint = match &req.endpoint {
@@ -937,14 +978,7 @@ async fn create_connection(
 
 async fn get_connection(State(app): State<App>, c: Caller, Path(id): Path<String>) -> ApiResult {
     let id = path_connection_id(&id)?;
-    if !c.0.may_use(&id) {
-        return Err(Error::Forbidden(format!(
-            "API key {} may not use connection {:?}",
-            c.0.id,
-            id.as_str()
-        ))
-        .into());
-    }
+    check_scope(&c.0, &id)?;
     let conn = app
         .store
         .get_connection(&id)
@@ -955,11 +989,10 @@ async fn get_connection(State(app): State<App>, c: Caller, Path(id): Path<String
 
 async fn update_connection(
     State(app): State<App>,
-    c: Caller,
+    _a: Admin,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult {
-    c.require_admin()?;
     let id = path_connection_id(&id)?;
     let req: PatchConnection = typed(body)?;
     let patch = ConnectionPatch {
@@ -988,8 +1021,7 @@ async fn update_connection(
     json_ok(json!({ "data": connection_json(&updated) }))
 }
 
-async fn delete_connection(State(app): State<App>, c: Caller, Path(id): Path<String>) -> ApiResult {
-    c.require_admin()?;
+async fn delete_connection(State(app): State<App>, _a: Admin, Path(id): Path<String>) -> ApiResult {
     let id = path_connection_id(&id)?;
     if !app.store.delete_connection(&id).await? {
         return Err(Error::NotFound(format!("no connection {:?}", id.as_str())).into());
@@ -1004,13 +1036,7 @@ async fn delete_connection(State(app): State<App>, c: Caller, Path(id): Path<Str
 /// One `getuserdata` probe with the stored credentials.
 async fn test_connection(State(app): State<App>, c: Caller, Path(id): Path<String>) -> ApiResult {
     let id = path_connection_id(&id)?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        ACCOUNT_HEADER,
-        HeaderValue::from_str(id.as_str())
-            .map_err(|_| InvalidValue::new("id", id.as_str(), "is not a valid header value"))?,
-    );
-    let a = app.account(&headers, Some(&c.0)).await?;
+    let a = app.account_by_id(id, Some(&c.0)).await?;
     json_ok(a.me(&Params::default()).await?)
 }
 

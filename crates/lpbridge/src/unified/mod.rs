@@ -183,10 +183,11 @@ pub fn decode_cursor(kind: &str, raw: &str) -> Result<String> {
     Ok(c.a)
 }
 
-/// Keeps only the requested top-level fields (`fields=`) of a `T`; unknown names are refused.
-fn select<T: schemars::JsonSchema>(value: Value, fields: &Option<Vec<String>>) -> Result<Value> {
+/// The `fields=` of a request for a list or object of `T`, checked once per request (also
+/// when the page is empty): unknown names are refused.
+fn fields_for<T: schemars::JsonSchema>(fields: &Option<Vec<String>>) -> Result<Option<&[String]>> {
     let Some(fields) = fields else {
-        return Ok(value);
+        return Ok(None);
     };
     let allowed = field_names::<T>();
     for f in fields {
@@ -202,14 +203,19 @@ fn select<T: schemars::JsonSchema>(value: Value, fields: &Option<Vec<String>>) -
             .into());
         }
     }
-    Ok(match value {
-        Value::Object(m) => Value::Object(
+    Ok(Some(fields))
+}
+
+/// Keeps only the checked `fields` (all of them when `None`).
+fn project(value: Value, fields: Option<&[String]>) -> Value {
+    match (value, fields) {
+        (Value::Object(m), Some(fields)) => Value::Object(
             m.into_iter()
                 .filter(|(k, _)| fields.iter().any(|f| f == k))
                 .collect(),
         ),
-        other => other,
-    })
+        (other, _) => other,
+    }
 }
 
 /// The top-level property names of a model's JSON Schema (what `fields=` may name).
@@ -290,6 +296,30 @@ impl Conn {
         }
     }
 
+    /// After a write that failed, possibly part-way or after LastPass applied it: what is
+    /// cached here and on other replicas may be wrong, so it is dropped.
+    async fn write_failed(&self) {
+        self.snapshots.invalidate(&self.id);
+        self.announce_write().await;
+    }
+
+    /// The user a write names: from the cached directory when one is fresh, else one live
+    /// lookup (a write never waits for a whole sweep); 404 when LastPass does not know it.
+    async fn existing_user(&self, email: &Email) -> Result<lastpass::User> {
+        let cached = self
+            .snapshots
+            .cached_directory(&self.id)
+            .and_then(|d| d.user(email.as_str()).cloned());
+        match cached {
+            Some(u) => Ok(u),
+            None => self
+                .client
+                .get_user(email)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("no user {:?}", email.as_str()))),
+        }
+    }
+
     /// The directory: cached, or swept through a tapped client for `raw=true`.
     async fn directory(&self, raw: bool) -> Result<(Arc<Directory>, Option<Vec<RawCall>>)> {
         if raw {
@@ -323,6 +353,7 @@ impl Conn {
     // ---- users -------------------------------------------------------------------------
 
     pub async fn list_users(&self, p: &Params) -> Result<Value> {
+        let fields = fields_for::<IamUser>(&p.fields)?;
         let (dir, raw) = self.directory(p.raw).await?;
         let wanted = p.email.as_deref().map(str::to_lowercase);
         let start = match &p.next {
@@ -342,10 +373,7 @@ impl Conn {
                 more = true;
                 break;
             }
-            data.push(select::<IamUser>(
-                to_value(&model::user(u, self.tz)),
-                &p.fields,
-            )?);
+            data.push(project(to_value(&model::user(u, self.tz)), fields));
             last = Some(u.username.to_lowercase());
         }
         let next = last.filter(|_| more).map(|l| encode_cursor("users", &l));
@@ -355,10 +383,15 @@ impl Conn {
     /// A user by e-mail (or LastPass numeric id). Not in the snapshot → one live lookup, so a
     /// user created a moment ago elsewhere is still found.
     pub async fn get_user(&self, id: &str, p: &Params) -> Result<Value> {
+        let fields = fields_for::<IamUser>(&p.fields)?;
         let (dir, mut raw) = self.directory(p.raw).await?;
         let found = dir.user(id).or_else(|| dir.user_by_id(id)).cloned();
         let user = match found {
             Some(u) => u,
+            // A LastPass numeric id that is not (or no longer) in the directory.
+            None if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(Error::NotFound(format!("no user {id:?}")));
+            }
             None => {
                 let email = parse_user_id(id)?;
                 let (client, tap) = self.client.tapped();
@@ -377,7 +410,7 @@ impl Conn {
                 }
             }
         };
-        let v = select::<IamUser>(to_value(&model::user(&user, self.tz)), &p.fields)?;
+        let v = project(to_value(&model::user(&user, self.tz)), fields);
         Ok(one_envelope(v, raw))
     }
 
@@ -436,18 +469,19 @@ impl Conn {
                         }
                     });
                 }
+                // Refused fields are named, never quoted: one may carry a password.
                 "passthrough" => {
                     return Err(InvalidValue::new(
                         "passthrough",
-                        v.to_string(),
+                        "…",
                         "is not supported: use POST /unified/proxy or an action",
                     )
                     .into());
                 }
                 other => {
                     return Err(InvalidValue::new(
-                        "body",
-                        other,
+                        other.to_owned(),
+                        "…",
                         "cannot be changed: LastPass allows name and status here (use the \
                          lastpass_update_email action for the e-mail)",
                     )
@@ -455,8 +489,15 @@ impl Conn {
                 }
             }
         }
+        if fullname.is_none() && first.is_none() && last.is_none() && status.is_none() {
+            return Err(InvalidValue::new("body", "{}", "names nothing to change").into());
+        }
+        // Refuse an unknown user before any write (LastPass may answer OK for one).
+        let current = self.existing_user(&email).await?;
         if fullname.is_none() && (first.is_some() || last.is_some()) {
-            let joined = [first.as_deref(), last.as_deref()]
+            // LastPass keeps one `fullname`: the half not sent is kept as it is.
+            let (cur_first, cur_last) = model::split_name(&current.fullname);
+            let joined = [first.or(cur_first), last.or(cur_last)]
                 .into_iter()
                 .flatten()
                 .filter(|s| !s.trim().is_empty())
@@ -464,33 +505,31 @@ impl Conn {
                 .join(" ");
             fullname = Some(joined);
         }
-        if fullname.is_none() && status.is_none() {
-            return Err(InvalidValue::new("body", "{}", "names nothing to change").into());
-        }
-        // Refuse an unknown user before any write (LastPass may answer OK for one).
-        let dir = self.snapshots.directory(&self.id, &self.client).await?;
-        let exists =
-            dir.user(email.as_str()).is_some() || self.client.get_user(&email).await?.is_some();
-        if !exists {
-            return Err(Error::NotFound(format!("no user {id:?}")));
-        }
-        if let Some(name) = &fullname {
-            let upd = UserUpdate {
-                username: email.clone(),
-                fullname: Some(name.clone()),
-                duo_username: None,
-                securid_username: None,
-            };
-            self.client.update_user(&upd).await?;
-        }
-        if let Some(enable) = status {
-            // `unchanged_users` means "already so": idempotent, like StackOne's PATCH.
-            let list = std::slice::from_ref(&email);
-            if enable {
-                self.client.enable_users(list).await?;
-            } else {
-                self.client.disable_users(list).await?;
+        let written: Result<()> = async {
+            if let Some(name) = &fullname {
+                let upd = UserUpdate {
+                    username: email.clone(),
+                    fullname: Some(name.clone()),
+                    duo_username: None,
+                    securid_username: None,
+                };
+                self.client.update_user(&upd).await?;
             }
+            if let Some(enable) = status {
+                // `unchanged_users` means "already so": idempotent, like StackOne's PATCH.
+                let list = std::slice::from_ref(&email);
+                if enable {
+                    self.client.enable_users(list).await?;
+                } else {
+                    self.client.disable_users(list).await?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = written {
+            self.write_failed().await;
+            return Err(e);
         }
         let key = email.as_str().to_owned();
         self.snapshots.modify_directory(&self.id, move |d| {
@@ -513,13 +552,11 @@ impl Conn {
     pub async fn delete_user(&self, id: &str, p: &Params) -> Result<Value> {
         let email = parse_user_id(id)?;
         let action = parse_delete_action(p.delete_action.as_deref())?;
-        let dir = self.snapshots.directory(&self.id, &self.client).await?;
-        let exists =
-            dir.user(email.as_str()).is_some() || self.client.get_user(&email).await?.is_some();
-        if !exists {
-            return Err(Error::NotFound(format!("no user {id:?}")));
+        self.existing_user(&email).await?;
+        if let Err(e) = self.client.delete_user(&email, action).await {
+            self.write_failed().await;
+            return Err(e.into());
         }
-        self.client.delete_user(&email, action).await?;
         let key = email.as_str().to_owned();
         match action {
             DeleteAction::Deactivate => self.snapshots.modify_directory(&self.id, move |d| {
@@ -569,23 +606,25 @@ impl Conn {
     }
 
     pub async fn list_groups(&self, p: &Params) -> Result<Value> {
+        let fields = fields_for::<IamGroup>(&p.fields)?;
         let (dir, raw) = self.directory(p.raw).await?;
         let groups: Vec<(&String, &Vec<String>)> = dir.groups.iter().collect();
         let (slice, next) = page_of(&groups, |(n, _)| (*n).clone(), "groups", p)?;
         let data = slice
             .iter()
-            .map(|(n, m)| select::<IamGroup>(self.group_value(&dir, n, m, p), &p.fields))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|(n, m)| project(self.group_value(&dir, n, m, p), fields))
+            .collect();
         Ok(list_envelope(data, next, raw))
     }
 
     pub async fn get_group(&self, id: &str, p: &Params) -> Result<Value> {
+        let fields = fields_for::<IamGroup>(&p.fields)?;
         let (dir, raw) = self.directory(p.raw).await?;
         let members = dir
             .groups
             .get(id)
             .ok_or_else(|| Error::NotFound(format!("no group {id:?} (groups are named, and a group without members does not exist in LastPass)")))?;
-        let v = select::<IamGroup>(self.group_value(&dir, id, members, p), &p.fields)?;
+        let v = project(self.group_value(&dir, id, members, p), fields);
         Ok(one_envelope(v, raw))
     }
 
@@ -602,43 +641,38 @@ impl Conn {
     }
 
     pub async fn list_roles(&self, p: &Params) -> Result<Value> {
+        let fields = fields_for::<model::IamRole>(&p.fields)?;
         let raw = self.probe(p.raw).await?;
         let roles: Vec<_> = model::ROLE_IDS
             .iter()
             .filter_map(|id| model::account_role(id))
             .collect();
         let (slice, next) = page_of(&roles, |r| r.id.clone(), "roles", p)?;
-        let data = slice
-            .iter()
-            .map(|r| select::<model::IamRole>(to_value(r), &p.fields))
-            .collect::<Result<Vec<_>>>()?;
+        let data = slice.iter().map(|r| project(to_value(r), fields)).collect();
         Ok(list_envelope(data, next, raw))
     }
 
     pub async fn get_role(&self, id: &str, p: &Params) -> Result<Value> {
+        let fields = fields_for::<model::IamRole>(&p.fields)?;
         // Refused before the probe: only the two synthesised roles exist.
         let role = model::account_role(id).ok_or_else(|| {
             InvalidValue::new("id", id, "LastPass has two account roles: admin and basic")
         })?;
         let raw = self.probe(p.raw).await?;
-        Ok(one_envelope(
-            select::<model::IamRole>(to_value(&role), &p.fields)?,
-            raw,
-        ))
+        Ok(one_envelope(project(to_value(&role), fields), raw))
     }
 
     pub async fn list_organizations(&self, p: &Params) -> Result<Value> {
+        let fields = fields_for::<model::IamOrganization>(&p.fields)?;
         let raw = self.probe(p.raw).await?;
         let orgs = [model::organization(self.client.cid())];
         let (slice, next) = page_of(&orgs, |o| o.id.clone(), "organizations", p)?;
-        let data = slice
-            .iter()
-            .map(|o| select::<model::IamOrganization>(to_value(o), &p.fields))
-            .collect::<Result<Vec<_>>>()?;
+        let data = slice.iter().map(|o| project(to_value(o), fields)).collect();
         Ok(list_envelope(data, next, raw))
     }
 
     pub async fn get_organization(&self, id: &str, p: &Params) -> Result<Value> {
+        let fields = fields_for::<model::IamOrganization>(&p.fields)?;
         let raw = self.probe(p.raw).await?;
         let cid = self.client.cid();
         if id != cid.to_string() {
@@ -646,7 +680,7 @@ impl Conn {
                 "no organization {id:?}: this connection's account is {cid}"
             )));
         }
-        let v = select::<model::IamOrganization>(to_value(&model::organization(cid)), &p.fields)?;
+        let v = project(to_value(&model::organization(cid)), fields);
         Ok(one_envelope(v, raw))
     }
 
@@ -675,25 +709,27 @@ impl Conn {
     // ---- resources (shared folders) -----------------------------------------------------
 
     pub async fn list_resources(&self, p: &Params) -> Result<Value> {
+        let fields = fields_for::<model::IamResource>(&p.fields)?;
         let (folders, raw) = self.folders(p.raw).await?;
         let mut sorted: Vec<&lastpass::SharedFolder> = folders.iter().collect();
         sorted.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         let (slice, next) = page_of(&sorted, |f| f.id.as_str().to_owned(), "resources", p)?;
         let data = slice
             .iter()
-            .map(|f| select::<model::IamResource>(to_value(&model::resource(f)), &p.fields))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|f| project(to_value(&model::resource(f)), fields))
+            .collect();
         Ok(list_envelope(data, next, raw))
     }
 
     pub async fn get_resource(&self, id: &str, p: &Params) -> Result<Value> {
+        let fields = fields_for::<model::IamResource>(&p.fields)?;
         let (folders, raw) = self.folders(p.raw).await?;
         let f = folders
             .iter()
             .find(|f| f.id.as_str() == id)
             .ok_or_else(|| Error::NotFound(format!("no shared folder {id:?}")))?;
         Ok(one_envelope(
-            select::<model::IamResource>(to_value(&model::resource(f)), &p.fields)?,
+            project(to_value(&model::resource(f)), fields),
             raw,
         ))
     }
@@ -701,6 +737,7 @@ impl Conn {
     /// Folder members with their folder role. Both `resource_type` and `resource_id` are
     /// required (StackOne's rule).
     pub async fn list_resource_users(&self, p: &Params) -> Result<Value> {
+        let fields = fields_for::<model::ResourceUser>(&p.fields)?;
         let rt = p
             .resource_type
             .as_deref()
@@ -727,7 +764,7 @@ impl Conn {
             .ok_or_else(|| Error::NotFound(format!("no shared folder {rid:?}")))?;
         // Member details come from the snapshot when it is already there; a cold snapshot is
         // not swept just for names.
-        let dir = self.snapshots.directory(&self.id, &self.client).await.ok();
+        let dir = self.snapshots.cached_directory(&self.id);
         let mut members: Vec<&lastpass::FolderMember> = folder.users.iter().collect();
         members.sort_by_cached_key(|m| m.username.to_lowercase());
         let (slice, next) = page_of(
@@ -755,9 +792,9 @@ impl Conn {
                         .unwrap_or_default(),
                     permissions: Vec::new(),
                 };
-                select::<model::ResourceUser>(to_value(&ru), &p.fields)
+                project(to_value(&ru), fields)
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         Ok(list_envelope(data, next, raw))
     }
 }

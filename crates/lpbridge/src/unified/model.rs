@@ -159,7 +159,7 @@ pub fn now_rfc3339() -> String {
 }
 
 /// `first last` split at the first space: LastPass keeps one `fullname`.
-fn split_name(full: &str) -> (Option<String>, Option<String>) {
+pub fn split_name(full: &str) -> (Option<String>, Option<String>) {
     let full = full.trim();
     if full.is_empty() {
         return (None, None);
