@@ -269,7 +269,11 @@ async fn bootstrap_key(store: &Store) -> Result<Option<Secret>> {
     if !store.claim_once(BOOTSTRAP_CLAIM).await? {
         return Ok(None);
     }
-    let (info, key) = store.create_api_key("bootstrap", false).await?;
+    // The claim is taken first so that two replicas never both print a key; should creating it
+    // fail now, say how to get one (no first-run key is printed again).
+    let (info, key) = store.create_api_key("bootstrap", false).await.inspect_err(|e| {
+        tracing::error!(error = %e, "could not create the first API key; create one with `lpbridge apikey create`");
+    })?;
     tracing::info!(key_id = %info.id, "created the first API key (read-write); it is printed once on stdout");
     Ok(Some(key))
 }

@@ -457,7 +457,17 @@ fn init_tracing(verbose: u8, service: Option<crate::serve::LogFormat>) {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let service = match &cli.command {
-        Command::Serve(a) => Some(a.log_format.unwrap_or(crate::serve::LogFormat::Text)),
+        // The flag or environment, else the config file's `log_format` (read again by `serve`).
+        Command::Serve(a) => Some(
+            a.log_format
+                .or_else(|| {
+                    a.config
+                        .as_deref()
+                        .and_then(|p| crate::serve::FileConfig::load(p).ok())
+                        .and_then(|f| f.log_format)
+                })
+                .unwrap_or(crate::serve::LogFormat::Text),
+        ),
         _ => None,
     };
     init_tracing(cli.global.verbose, service);

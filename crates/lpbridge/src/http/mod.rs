@@ -800,8 +800,6 @@ async fn run_unified(a: &unified::Conn, name: &str, input: &Value) -> Result<Val
         "get_organization" => a.get_organization(&required_id(id)?, &p).await,
         "list_resource_types" => a.list_resource_types(&p).await,
         "list_resource_users" => a.list_resource_users(&p).await,
-        "list_resources" => a.list_resources(&p).await,
-        "get_resource" => a.get_resource(&required_id(id)?, &p).await,
         "me" => a.me(&p).await,
         _ => Err(ActionError::UnknownAction {
             name: name.to_owned(),

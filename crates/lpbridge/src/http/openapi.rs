@@ -170,12 +170,18 @@ fn error_responses(op: &Operation) -> Map<String, Value> {
     );
     if op.auth {
         m.insert("401".into(), r("Missing, unknown or revoked API key; or LastPass refused the connection's credentials (then provider_errors is set)"));
-        m.insert("403".into(), r("A read-only key on a write"));
+        m.insert(
+            "403".into(),
+            r("A read-only key on a write, or a key limited to other connections (or managing connections)"),
+        );
     }
     m.insert(
         "404".into(),
         r("Not found (unknown x-account-id, user, group, action…)"),
     );
+    if op.id == "create_connection" {
+        m.insert("409".into(), r("A connection with this id exists"));
+    }
     if op.body.is_some() {
         m.insert("413".into(), r("Body over the size limit"));
     }
