@@ -548,24 +548,49 @@ async fn method_not_allowed(req: Request) -> Response {
 
 // ---- unified IAM ----------------------------------------------------------------------------
 
-async fn list_users(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
-    json_ok(
-        a.list_users(&Params::parse(q.as_deref(), USER_ALLOW)?)
-            .await?,
-    )
+/// A read-only list endpoint: `Conn::$method(params)`.
+macro_rules! list_handler {
+    ($name:ident, $method:ident, $allow:expr) => {
+        async fn $name(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
+            json_ok(a.$method(&Params::parse(q.as_deref(), $allow)?).await?)
+        }
+    };
 }
 
-async fn get_user(
-    _c: Caller,
-    Account(a): Account,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    json_ok(
-        a.get_user(&id, &Params::parse(q.as_deref(), USER_ALLOW)?)
-            .await?,
-    )
+/// A read-only endpoint for one object: `Conn::$method(id, params)`.
+macro_rules! get_handler {
+    ($name:ident, $method:ident, $allow:expr) => {
+        async fn $name(
+            _c: Caller,
+            Account(a): Account,
+            Path(id): Path<String>,
+            RawQuery(q): RawQuery,
+        ) -> ApiResult {
+            json_ok(
+                a.$method(&id, &Params::parse(q.as_deref(), $allow)?)
+                    .await?,
+            )
+        }
+    };
 }
+
+list_handler!(list_users, list_users, USER_ALLOW);
+get_handler!(get_user, get_user, USER_ALLOW);
+list_handler!(list_groups, list_groups, GROUP_ALLOW);
+get_handler!(get_group, get_group, GROUP_ALLOW);
+list_handler!(list_roles, list_roles, ROLE_ALLOW);
+get_handler!(get_role, get_role, ROLE_ALLOW);
+list_handler!(list_orgs, list_organizations, PLAIN);
+get_handler!(get_org, get_organization, PLAIN);
+list_handler!(list_resource_types, list_resource_types, PLAIN);
+list_handler!(
+    list_resource_users,
+    list_resource_users,
+    RESOURCE_USERS_ALLOW
+);
+list_handler!(list_resources, list_resources, PLAIN);
+get_handler!(get_resource, get_resource, PLAIN);
+list_handler!(me, me, PLAIN);
 
 async fn patch_user(
     _w: Writer,
@@ -588,100 +613,6 @@ async fn delete_user(
         a.delete_user(&id, &Params::parse(q.as_deref(), DELETE_ALLOW)?)
             .await?,
     )
-}
-
-async fn list_groups(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
-    json_ok(
-        a.list_groups(&Params::parse(q.as_deref(), GROUP_ALLOW)?)
-            .await?,
-    )
-}
-
-async fn get_group(
-    _c: Caller,
-    Account(a): Account,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    json_ok(
-        a.get_group(&id, &Params::parse(q.as_deref(), GROUP_ALLOW)?)
-            .await?,
-    )
-}
-
-async fn list_roles(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
-    json_ok(
-        a.list_roles(&Params::parse(q.as_deref(), ROLE_ALLOW)?)
-            .await?,
-    )
-}
-
-async fn get_role(
-    _c: Caller,
-    Account(a): Account,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    json_ok(
-        a.get_role(&id, &Params::parse(q.as_deref(), ROLE_ALLOW)?)
-            .await?,
-    )
-}
-
-async fn list_orgs(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
-    json_ok(
-        a.list_organizations(&Params::parse(q.as_deref(), PLAIN)?)
-            .await?,
-    )
-}
-
-async fn get_org(
-    _c: Caller,
-    Account(a): Account,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    json_ok(
-        a.get_organization(&id, &Params::parse(q.as_deref(), PLAIN)?)
-            .await?,
-    )
-}
-
-async fn list_resource_types(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
-    json_ok(
-        a.list_resource_types(&Params::parse(q.as_deref(), PLAIN)?)
-            .await?,
-    )
-}
-
-async fn list_resource_users(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
-    json_ok(
-        a.list_resource_users(&Params::parse(q.as_deref(), RESOURCE_USERS_ALLOW)?)
-            .await?,
-    )
-}
-
-async fn list_resources(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
-    json_ok(
-        a.list_resources(&Params::parse(q.as_deref(), PLAIN)?)
-            .await?,
-    )
-}
-
-async fn get_resource(
-    _c: Caller,
-    Account(a): Account,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-) -> ApiResult {
-    json_ok(
-        a.get_resource(&id, &Params::parse(q.as_deref(), PLAIN)?)
-            .await?,
-    )
-}
-
-async fn me(_c: Caller, Account(a): Account, RawQuery(q): RawQuery) -> ApiResult {
-    json_ok(a.me(&Params::parse(q.as_deref(), PLAIN)?).await?)
 }
 
 // ---- actions and passthrough ------------------------------------------------------------------
