@@ -548,6 +548,32 @@ async fn events_and_site_pushes() {
         env.account()["pushed_sites"].as_array().unwrap().len(),
         pushed + 1
     );
+    // The integrator's fields reach pushsitestousers as LastPass names them.
+    let groups = env.ok("lastpass_list_groups", json!({})).await;
+    let group = groups.data["groups"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = env
+        .ok(
+            "lastpass_push_sites",
+            json!({"push_to": group, "url": "https://wiki.example.com", "label": "Wiki",
+                   "folder": "Team Sites", "persistent": true}),
+        )
+        .await;
+    assert_eq!(out.data["target"], format!("group:{group}"));
+    assert!(
+        !out.changed_directory,
+        "a push changes vaults, not the directory"
+    );
+    let account = env.account();
+    let site = account["pushed_sites"].as_array().unwrap().last().unwrap();
+    assert_eq!(site["psid"], out.data["psid"]);
+    assert_eq!(site["users"], group.as_str());
+    assert_eq!(site["url"], "https://wiki.example.com");
+    assert_eq!(site["name"], "Wiki");
+    assert_eq!(site["group"], "Team Sites");
+    assert_eq!(site["persistent"], true);
     let v = invalid(
         env.run(
             "lastpass_push_sites",
@@ -740,6 +766,10 @@ async fn api_call_passes_commands_through_to_the_connection_only() {
         (
             json!({"cmd": "getuserdata", "query": {"cid": "1"}}),
             "query",
+        ),
+        (
+            json!({"cmd": "getuserdata", "headers": {"Authorization": ["Bearer caller-hash"]}}),
+            "headers.Authorization",
         ),
         (
             json!({"cmd": "getuserdata", "data": {"provhash": "caller-hash"}}),

@@ -1753,6 +1753,19 @@ async fn commands_with_env_credentials_create_no_store() {
     let mut c = env.command(&["apikey", "list", "--format", "json"]);
     c.env("LPBRIDGE_DATA_DIR", &data);
     env.run_cmd(c, None).await.ok();
+    // Changing or removing what is not there: "not found" (exit 1), and still nothing created.
+    for args in [
+        &["connection", "update", "nope", "--time-zone", "UTC"][..],
+        &["connection", "remove", "nope"],
+        &["apikey", "revoke", "k3v9x0q2m8ab"],
+        &["psa", "remove", "nope"],
+    ] {
+        let mut c = env.command(args);
+        c.env("LPBRIDGE_DATA_DIR", &data);
+        let o = env.run_cmd(c, None).await;
+        assert_eq!(o.code, 1, "{args:?}: {}", o.stderr);
+        assert!(o.stderr.contains("no "), "{args:?}: {}", o.stderr);
+    }
     assert!(!data.exists(), "no data dir was created");
 }
 

@@ -1198,3 +1198,33 @@ async fn unified_actions_refuse_a_filter_that_is_not_an_object() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["data"], json!([]), "{}", r.text);
 }
+
+/// A rate limit that refused the whole call reaches the caller as 429 with `Retry-After`, not
+/// as a success listing failed addresses.
+#[tokio::test]
+async fn a_rate_limited_toggle_action_answers_429() {
+    let t = spawn().await;
+    let users = all_users(&t, 100).await;
+    let id = users
+        .iter()
+        .find(|u| u["status"]["value"] == "enabled")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rule = t.sb.faults.add(sandbox::faults::FaultRule::new(
+        "disableuser",
+        sandbox::faults::FaultKind::Status { status: 429 },
+    ));
+    let r = t
+        .send(
+            Method::POST,
+            "/actions/lastpass_disable_user",
+            json!({"email": id}),
+        )
+        .await;
+    t.sb.faults.remove(rule);
+    assert_error(&r, 429, "rate limited");
+    assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+    assert!(!t.upstream_user(&id).await.unwrap().disabled);
+}

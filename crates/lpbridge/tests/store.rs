@@ -152,6 +152,8 @@ both!(
     leases_raced_have_one_holder,
     psa_integrations_crud,
     psa_secrets_are_encrypted_at_rest_and_bound_to_their_row,
+    concurrent_creates_of_one_name_have_one_winner,
+    first_writes_under_two_keys_seal_under_one,
 );
 
 fn conn(id: &str) -> NewConnection {
@@ -599,6 +601,80 @@ async fn leases_raced_have_one_holder(fx: &Fixture) {
     assert!(winners.contains(&holder.owner));
     a.close().await;
     b.close().await;
+}
+
+async fn concurrent_creates_of_one_name_have_one_winner(fx: &Fixture) {
+    // Two replicas adding the same connection and PSA integration at once (no --overwrite):
+    // exactly one insert wins, every other one is a Conflict, and the stored secret is the
+    // winner's.
+    let a = fx.open().await;
+    let b = fx.open().await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut c = conn("prod");
+            c.provhash = Secret::new(format!("hash-{i}"));
+            let conn_won = match s.create_connection(c, false).await {
+                Ok(_) => Some(format!("hash-{i}")),
+                Err(StoreError::Conflict { .. }) => None,
+                Err(e) => panic!("{e:?}"),
+            };
+            let psa_won = match s.create_psa_integration(cw("acme"), false).await {
+                Ok(_) => true,
+                Err(StoreError::Conflict { .. }) => false,
+                Err(e) => panic!("{e:?}"),
+            };
+            (conn_won, psa_won)
+        }));
+    }
+    let mut conn_winners = Vec::new();
+    let mut psa_winners = 0;
+    for t in tasks {
+        let (c, p) = t.await.unwrap();
+        conn_winners.extend(c);
+        psa_winners += usize::from(p);
+    }
+    assert_eq!(conn_winners.len(), 1, "{conn_winners:?}");
+    assert_eq!(psa_winners, 1);
+    let got = b.get_connection(&id("prod")).await.unwrap().unwrap();
+    assert_eq!(got.provhash.expose(), conn_winners[0]);
+    assert!(a.get_psa_integration(&id("acme")).await.unwrap().is_some());
+    a.close().await;
+    b.close().await;
+}
+
+async fn first_writes_under_two_keys_seal_under_one(fx: &Fixture) {
+    // Two replicas started with different keys write their first secrets at the same time:
+    // one key check wins, and the other replica's writes are refused rather than sealed
+    // under a key nobody else holds.
+    let keys = ["ab".repeat(32), "cd".repeat(32)];
+    let stores: Vec<Store> = futures::future::join_all(
+        keys.iter()
+            .map(|k| Store::open_with(fx.config_with(KeySource::Env(k.clone())))),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
+    let writes = stores
+        .iter()
+        .enumerate()
+        .map(|(i, s)| async move { s.create_connection(conn(&format!("c{i}")), false).await });
+    let results = futures::future::join_all(writes).await;
+    let ok: Vec<usize> = (0..2).filter(|&i| results[i].is_ok()).collect();
+    assert_eq!(ok.len(), 1, "{results:?}");
+    let loser = 1 - ok[0];
+    let e = results[loser].as_ref().unwrap_err().to_string();
+    assert!(e.contains("wrong master key"), "{e}");
+    // Every stored row decrypts under the winning key.
+    assert_eq!(stores[ok[0]].connection_count().await.unwrap(), 1);
+    for c in stores[ok[0]].list_connections().await.unwrap() {
+        stores[ok[0]].get_connection(&c.id).await.unwrap().unwrap();
+    }
+    for s in stores {
+        s.close().await;
+    }
 }
 
 // ---- backend-independent -----------------------------------------------------------------------

@@ -1023,6 +1023,28 @@ mod tests {
     }
 
     #[test]
+    fn list_bounds_that_validation_enforces_are_in_the_schemas() {
+        for (action, field, max) in [
+            ("lastpass_disable_user", "emails", 1000),
+            ("lastpass_enable_user", "emails", 1000),
+            ("lastpass_change_user_groups", "add", 100),
+            ("lastpass_change_user_groups", "remove", 100),
+            ("lastpass_invite_user", "groups", 100),
+        ] {
+            let s = (find(action).unwrap().input_schema)();
+            assert_eq!(
+                s["properties"][field]["maxItems"], max,
+                "{action}.{field}: {s}"
+            );
+            let mut input = json!({field: vec!["a@x.io"; max + 1]});
+            if field != "emails" {
+                input["email"] = json!("a@x.io");
+            }
+            assert!(validate(action, &input).is_err(), "{action}.{field}");
+        }
+    }
+
+    #[test]
     fn the_proxy_schema_is_an_object_schema() {
         let s = proxy_request_schema();
         assert_eq!(s["type"], "object");

@@ -82,10 +82,11 @@ fn lookup<'a>(root: &'a Value, path: &[Seg]) -> Option<&'a Value> {
     })
 }
 
-/// Field names whose values are never quoted back (they are secrets).
+/// Field names whose values are never quoted back (they are secrets). Case-insensitive: header
+/// names (`headers.Authorization`) and unknown keys (`Provhash`) come in any case.
 fn is_secret_field(name: &str) -> bool {
     matches!(
-        name,
+        name.to_ascii_lowercase().as_str(),
         "password" | "default_password" | "provhash" | "authorization"
     )
 }
@@ -432,6 +433,13 @@ mod tests {
         let e = refusal(json!({"users": [{"email": "a@x.io", "password": 12345}]}));
         assert_eq!(e.value, "***");
         assert!(!e.to_string().contains("12345"), "{e}");
+        // Any case: an unknown `Provhash` key, a header named `Authorization`.
+        let e = refusal(json!({"users": [], "Provhash": "hash-s3cret"}));
+        assert_eq!((e.field.as_ref(), e.value.as_str()), ("Provhash", "***"));
+        assert!(!e.to_string().contains("hash-s3cret"), "{e}");
+        let e = refusal(json!({"users": [{"email": "a@x.io", "Password": "pw-s3cret"}]}));
+        assert_eq!(e.value, "***");
+        assert!(!e.to_string().contains("pw-s3cret"), "{e}");
     }
 
     #[test]

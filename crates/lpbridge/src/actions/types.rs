@@ -49,8 +49,9 @@ pub struct InviteUserInput {
     /// default: true). `false` without `default_password` is refused.
     #[serde(default)]
     pub password_reset_required: Option<bool>,
-    /// Groups to add the user to.
+    /// Groups to add the user to (at most 100).
     #[serde(default)]
+    #[schemars(length(max = 100))]
     pub groups: Vec<GroupArg>,
 }
 
@@ -326,6 +327,7 @@ pub struct UsersInput {
     pub email: Option<EmailAddr>,
     /// Several users (one call for all of them; repeats are dropped).
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub emails: Vec<EmailAddr>,
 }
 
@@ -365,11 +367,13 @@ impl Validate for UsersInput {
 pub struct ChangeUserGroupsInput {
     /// The user's e-mail address.
     pub email: EmailAddr,
-    /// Groups to add the user to.
+    /// Groups to add the user to (at most 100).
     #[serde(default)]
+    #[schemars(length(max = 100))]
     pub add: Vec<GroupArg>,
-    /// Groups to remove the user from.
+    /// Groups to remove the user from (at most 100).
     #[serde(default)]
+    #[schemars(length(max = 100))]
     pub remove: Vec<GroupArg>,
 }
 

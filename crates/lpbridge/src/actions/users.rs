@@ -289,7 +289,9 @@ async fn list_page(
         .map(UserRecord::from)
         .collect();
     let seen = u64::from(page_index) * u64::from(page_size) + returned;
-    let next_page_index = (returned > 0 && seen < page.total).then(|| page_index + 1);
+    let next_page_index = (returned > 0 && seen < page.total)
+        .then(|| page_index.checked_add(1))
+        .flatten();
     Ok(ActionOutput::read(json!({
         "users": to_data(&users),
         "count": users.len(),

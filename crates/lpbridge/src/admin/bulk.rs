@@ -139,8 +139,10 @@ pub fn is_ambiguous(e: &lastpass::Error) -> bool {
 }
 
 /// Enables or disables `emails` (one `enableuser`/`disableuser` call) and reports one result per
-/// address. Only an authentication or configuration error is returned as such: any other failure
-/// becomes the addresses' outcomes, so that a partial answer still reports every address.
+/// address. A failure of the whole call that certainly changed nothing (authentication,
+/// configuration, rate limit, server error, a request that never reached LastPass) is returned as
+/// such, so callers see its status and `Retry-After`; a partial or ambiguous answer becomes the
+/// addresses' outcomes, so that every address is still reported.
 pub async fn toggle_users(
     client: &Client,
     enable: bool,
@@ -154,7 +156,15 @@ pub async fn toggle_users(
     };
     Ok(match res {
         Ok(outcome) => toggle_results(action, emails, &outcome, None),
-        Err(e @ (lastpass::Error::Auth | lastpass::Error::Config(_))) => return Err(e.into()),
+        Err(
+            e @ (lastpass::Error::Auth
+            | lastpass::Error::Config(_)
+            | lastpass::Error::RateLimited { .. }
+            | lastpass::Error::Upstream { .. }
+            | lastpass::Error::Transport {
+                ambiguous: false, ..
+            }),
+        ) => return Err(e.into()),
         // Some users changed, some did not: each address gets its own outcome, and the
         // error messages go to the addresses they name.
         Err(lastpass::Error::Partial { succeeded, errors }) => {

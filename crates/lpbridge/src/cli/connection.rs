@@ -171,7 +171,10 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCmd) -> Result<()> {
                      or --clear-time-zone",
                 ));
             }
-            let store = ctx.store().await?;
+            // A missing store has no such connection: nothing is created to say so.
+            let Some(store) = ctx.existing_store().await? else {
+                return Err(not_found(&name));
+            };
             if store.connection_summary(&name).await?.is_none() {
                 return Err(not_found(&name));
             }

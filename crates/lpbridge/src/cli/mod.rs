@@ -227,13 +227,29 @@ impl Ctx {
 
     /// Where the store is (`--data-dir`, `--database-url` and their environment variables);
     /// nothing is opened or created.
+    /// When neither is given, the service's config file (`LPBRIDGE_CONFIG`) is read for its
+    /// `data_dir` and `database_url`, so `apikey` and `connection` reach the store that a
+    /// `serve` configured by that file uses.
     pub fn location(&self) -> Result<StoreLocation> {
-        let database_url = match &self.global.database_url {
+        let mut database_url = match &self.global.database_url {
             Some(u) if !u.expose().trim().is_empty() => Some(DatabaseUrl::parse(u.expose())?),
             _ => None,
         };
+        let mut data_dir = self.global.data_dir.clone();
+        if data_dir.is_none()
+            && database_url.is_none()
+            && let Some(path) = std::env::var_os("LPBRIDGE_CONFIG").filter(|p| !p.is_empty())
+        {
+            let file = crate::serve::FileConfig::load(std::path::Path::new(&path))?;
+            data_dir = file.data_dir;
+            database_url = file
+                .database_url
+                .as_deref()
+                .map(DatabaseUrl::parse)
+                .transpose()?;
+        }
         Ok(StoreLocation {
-            data_dir: self.global.data_dir.clone(),
+            data_dir,
             database_url,
         })
     }

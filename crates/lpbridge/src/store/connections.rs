@@ -243,13 +243,9 @@ impl Store {
         };
         let directory_version = row.directory_version;
         let summary = row.summary.into_summary()?;
-        let plain = match self
-            .key()
-            .open(&what(id.as_str()), &aad(id.as_str()), &sealed)
-        {
-            Ok(p) => p,
-            Err(e) => return Err(self.explain_open_failure(e).await),
-        };
+        let plain = self
+            .open_sealed(&what(id.as_str()), &aad(id.as_str()), &sealed)
+            .await?;
         let provhash = String::from_utf8(plain).map_err(|_| StoreError::Corrupt {
             field: "connection provisioning hash",
             reason: "not UTF-8".into(),

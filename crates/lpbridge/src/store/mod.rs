@@ -575,10 +575,6 @@ impl Store {
         Ok(&self.inner.key)
     }
 
-    pub(crate) fn key(&self) -> &MasterKey {
-        &self.inner.key
-    }
-
     /// Checks the key against the stored key check; with `create`, writes the check when there
     /// is none yet (generating the key file if needed). `Ok(false)`: no check stored (and
     /// `create` was false).
@@ -631,9 +627,22 @@ impl Store {
         Ok(false)
     }
 
-    /// Refines a failed decryption: with a key that passes the key check the ciphertext itself
-    /// is at fault (altered, or copied from another row).
-    pub(crate) async fn explain_open_failure(&self, err: CryptoError) -> StoreError {
+    /// Decrypts a secret read from a row (`what` names it in errors). A failed decryption is
+    /// refined: with a key that passes the key check the ciphertext itself is at fault
+    /// (altered, or copied from another row).
+    pub(crate) async fn open_sealed(
+        &self,
+        what: &str,
+        aad: &[u8],
+        sealed: &crate::crypto::Sealed,
+    ) -> Result<Vec<u8>> {
+        match self.inner.key.open(what, aad, sealed) {
+            Ok(plain) => Ok(plain),
+            Err(e) => Err(self.explain_open_failure(e).await),
+        }
+    }
+
+    async fn explain_open_failure(&self, err: CryptoError) -> StoreError {
         match err {
             CryptoError::WrongKey { what, origin } => match self.check_key(false).await {
                 Ok(true) => CryptoError::Tampered { what }.into(),

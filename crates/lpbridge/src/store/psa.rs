@@ -452,14 +452,10 @@ impl Store {
             ciphertext: row.secrets_ciphertext,
         };
         let summary = row.summary.into_summary()?;
-        let plain =
-            match self
-                .key()
-                .open(&what(id.as_str()), &aad(summary.kind, id.as_str()), &sealed)
-            {
-                Ok(p) => Plain(p),
-                Err(e) => return Err(self.explain_open_failure(e).await),
-            };
+        let plain = Plain(
+            self.open_sealed(&what(id.as_str()), &aad(summary.kind, id.as_str()), &sealed)
+                .await?,
+        );
         let secrets = parse_secrets(summary.kind, &plain.0)?;
         drop(plain);
         Ok(Some(PsaIntegration {
