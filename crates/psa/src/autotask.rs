@@ -682,6 +682,14 @@ impl AutotaskClient {
 
     /// Every row of a POSTed query, page by page: each `nextPageUrl` is followed with a POST of
     /// the same body.
+    /// The contacts matching one filter condition, paged.
+    fn contact_stream(&self, condition: Value) -> BoxStream<'_, Result<Contact>> {
+        let body = self.query_body(vec![condition], CONTACT_FIELDS);
+        self.query_stream::<AtContact>(Endpoint::Contacts, body)
+            .map(|r| r.map(AtContact::into_contact))
+            .boxed()
+    }
+
     fn query_stream<'a, T>(&'a self, endpoint: Endpoint, body: Value) -> BoxStream<'a, Result<T>>
     where
         T: DeserializeOwned + HasId + Send + 'a,
@@ -969,12 +977,7 @@ impl AutotaskClient {
         let chunks: Vec<Vec<i64>> = ids.chunks(MAX_IN_LIST).map(<[i64]>::to_vec).collect();
         stream::iter(chunks)
             .flat_map(move |chunk| {
-                let body = self.query_body(
-                    vec![json!({"op": "in", "field": "companyID", "value": chunk})],
-                    CONTACT_FIELDS,
-                );
-                self.query_stream::<AtContact>(Endpoint::Contacts, body)
-                    .map(|r| r.map(AtContact::into_contact))
+                self.contact_stream(json!({"op": "in", "field": "companyID", "value": chunk}))
             })
             .boxed()
     }
@@ -982,13 +985,7 @@ impl AutotaskClient {
     /// Every contact of the tenant in one paged pass (`id gte 0`): exactly
     /// `ceil(contacts / 500)` calls.
     pub fn all_contacts(&self) -> BoxStream<'_, Result<Contact>> {
-        let body = self.query_body(
-            vec![json!({"op": "gte", "field": "id", "value": 0})],
-            CONTACT_FIELDS,
-        );
-        self.query_stream::<AtContact>(Endpoint::Contacts, body)
-            .map(|r| r.map(AtContact::into_contact))
-            .boxed()
+        self.contact_stream(json!({"op": "gte", "field": "id", "value": 0}))
     }
 }
 
@@ -1087,13 +1084,7 @@ impl PsaDirectory for AutotaskClient {
             Ok(id) => id,
             Err(e) => return stream::once(async move { Err(e) }).boxed(),
         };
-        let body = self.query_body(
-            vec![json!({"op": "eq", "field": "companyID", "value": id})],
-            CONTACT_FIELDS,
-        );
-        self.query_stream::<AtContact>(Endpoint::Contacts, body)
-            .map(|r| r.map(AtContact::into_contact))
-            .boxed()
+        self.contact_stream(json!({"op": "eq", "field": "companyID", "value": id}))
     }
 
     fn calls(&self) -> u64 {

@@ -219,13 +219,7 @@ fn error_body(body: &[u8]) -> ErrorBody {
 }
 
 fn snippet(body: &[u8]) -> String {
-    let s = String::from_utf8_lossy(body);
-    let s = s.trim();
-    let mut out: String = s.chars().take(160).collect();
-    if s.chars().count() > 160 {
-        out.push('…');
-    }
-    out
+    crate::snippet(body, 160)
 }
 
 /// Whether an error body says the credentials were refused, whatever the status.

@@ -16,6 +16,18 @@ pub mod connectwise;
 pub mod error;
 pub use error::{Error, ErrorKind, Result};
 
+/// The first `max` characters of a body (lossy UTF-8, trimmed), with `…` when cut: enough of an
+/// unexpected answer to quote in an error.
+pub(crate) fn snippet(body: &[u8], max: usize) -> String {
+    let s = String::from_utf8_lossy(body);
+    let s = s.trim();
+    let mut cut: String = s.chars().take(max).collect();
+    if cut.len() < s.len() {
+        cut.push('…');
+    }
+    cut
+}
+
 /// Which PSA a directory talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

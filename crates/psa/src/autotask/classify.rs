@@ -59,13 +59,7 @@ pub fn messages(v: &Value) -> Vec<String> {
 }
 
 fn snippet(body: &[u8]) -> String {
-    let s = String::from_utf8_lossy(body);
-    let s = s.trim();
-    let mut cut: String = s.chars().take(120).collect();
-    if cut.len() < s.len() {
-        cut.push('…');
-    }
-    cut.replace(['\r', '\n'], " ")
+    crate::snippet(body, 120).replace(['\r', '\n'], " ")
 }
 
 /// Just enough of a 2xx body to see whether it carries `errors`; other fields are skipped

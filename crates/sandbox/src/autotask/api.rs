@@ -105,6 +105,11 @@ fn with_retry_after(mut r: Response, secs: Option<u64>) -> Response {
     r
 }
 
+/// A 429 `{"errors":[message]}`, with `Retry-After` when configured.
+fn too_many(message: &str, retry_after: Option<u64>) -> Response {
+    with_retry_after(errors(StatusCode::TOO_MANY_REQUESTS, message), retry_after)
+}
+
 /// Which operation a request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -342,17 +347,11 @@ pub async fn dispatch(
         }
         if !at.faults().take_hourly(settings.hourly_limit) {
             let limit = settings.hourly_limit.unwrap_or(0);
-            return with_retry_after(
-                errors(StatusCode::TOO_MANY_REQUESTS, &threshold_message(limit)),
-                settings.limit_retry_after,
-            );
+            return too_many(&threshold_message(limit), settings.limit_retry_after);
         }
         let Some(slot) = at.faults().enter(endpoint, settings.thread_limit) else {
-            return with_retry_after(
-                errors(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &thread_limit_message(settings.thread_limit),
-                ),
+            return too_many(
+                &thread_limit_message(settings.thread_limit),
                 settings.limit_retry_after,
             );
         };
@@ -400,20 +399,14 @@ pub async fn dispatch(
                 return errors(StatusCode::OK, &msg);
             }
             FaultKind::ThreadLimit => {
-                return with_retry_after(
-                    errors(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        &thread_limit_message(settings.thread_limit),
-                    ),
+                return too_many(
+                    &thread_limit_message(settings.thread_limit),
                     settings.limit_retry_after,
                 );
             }
             FaultKind::Threshold => {
-                return with_retry_after(
-                    errors(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        &threshold_message(settings.hourly_limit.unwrap_or(10_000)),
-                    ),
+                return too_many(
+                    &threshold_message(settings.hourly_limit.unwrap_or(10_000)),
                     settings.limit_retry_after,
                 );
             }

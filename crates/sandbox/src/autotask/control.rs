@@ -261,19 +261,17 @@ async fn get_summary(State(at): State<Autotask>) -> Json<Value> {
 async fn reset(State(at): State<Autotask>, body: Bytes) -> Result<Json<Value>> {
     let b: ResetBody = parse(&body)?;
     let c = at.config();
-    if b.companies.is_some_and(|n| n > 1_000_000) {
-        return Err(CtlError::invalid(
-            "companies",
-            b.companies.map(|n| json!(n)),
-            "at most 1000000",
-        ));
-    }
-    if b.contacts.is_some_and(|n| n > 10_000_000) {
-        return Err(CtlError::invalid(
-            "contacts",
-            b.contacts.map(|n| json!(n)),
-            "at most 10000000",
-        ));
+    for (field, n, max) in [
+        ("companies", b.companies, 1_000_000),
+        ("contacts", b.contacts, 10_000_000),
+    ] {
+        if let Some(n) = n.filter(|&n| n > max) {
+            return Err(CtlError::invalid(
+                field,
+                Some(json!(n)),
+                format!("at most {max}"),
+            ));
+        }
     }
     let spec = SeedSpec {
         companies: b.companies.unwrap_or(c.companies),

@@ -143,6 +143,25 @@ fn check_name(field: &str, v: &str, max: usize) -> R<()> {
     Ok(())
 }
 
+/// Refuses a `status_id` or `type_ids` entry the tables do not hold (status first).
+fn check_refs(d: &super::data::Data, status: Option<u32>, types: &[u32]) -> R<()> {
+    if let Some(s) = status
+        && !d.statuses.iter().any(|x| x.id == s)
+    {
+        return Err(CwControlError::invalid(
+            "status_id",
+            format!("no status {s}"),
+        ));
+    }
+    if let Some(bad) = types.iter().find(|t| !d.types.iter().any(|x| x.id == **t)) {
+        return Err(CwControlError::invalid(
+            "type_ids",
+            format!("no type {bad}"),
+        ));
+    }
+    Ok(())
+}
+
 fn comms(d: &mut super::data::Data, emails: &[String]) -> R<Vec<Comm>> {
     let mut out = Vec::new();
     for (i, e) in emails.iter().enumerate() {
@@ -163,23 +182,10 @@ impl ConnectWise {
     pub fn add_company(&self, n: NewCompany) -> R<Value> {
         check_name("name", &n.name, 50)?;
         let mut d = self.data().write();
-        if let Some(s) = n.status_id
-            && !d.statuses.iter().any(|x| x.id == s)
-        {
-            return Err(CwControlError::invalid(
-                "status_id",
-                format!("no status {s}"),
-            ));
-        }
         let types = n
             .type_ids
             .unwrap_or_else(|| d.types.first().map(|t| t.id).into_iter().collect());
-        if let Some(bad) = types.iter().find(|t| !d.types.iter().any(|x| x.id == **t)) {
-            return Err(CwControlError::invalid(
-                "type_ids",
-                format!("no type {bad}"),
-            ));
-        }
+        check_refs(&d, n.status_id, &types)?;
         let id = d.next_company_id;
         d.next_company_id += 1;
         d.clock += 60;
@@ -224,25 +230,7 @@ impl ConnectWise {
 
     pub fn update_company(&self, id: u64, p: CompanyPatch) -> R<Value> {
         let mut d = self.data().write();
-        if let Some(s) = p.status_id
-            && !d.statuses.iter().any(|x| x.id == s)
-        {
-            return Err(CwControlError::invalid(
-                "status_id",
-                format!("no status {s}"),
-            ));
-        }
-        if let Some(bad) = p
-            .type_ids
-            .iter()
-            .flatten()
-            .find(|t| !d.types.iter().any(|x| x.id == **t))
-        {
-            return Err(CwControlError::invalid(
-                "type_ids",
-                format!("no type {bad}"),
-            ));
-        }
+        check_refs(&d, p.status_id, p.type_ids.as_deref().unwrap_or_default())?;
         if let Some(n) = &p.name {
             check_name("name", n, 50)?;
         }
@@ -389,11 +377,16 @@ impl ConnectWise {
     }
 }
 
+/// A JSON body; empty means `{}`.
 fn body<T: DeserializeOwned>(b: &Bytes) -> R<T> {
     if b.iter().all(u8::is_ascii_whitespace) {
-        return serde_json::from_str("{}")
-            .map_err(|e| CwControlError::invalid("body", e.to_string()));
+        return body_required(&Bytes::from_static(b"{}"));
     }
+    body_required(b)
+}
+
+/// A JSON body; empty is refused.
+fn body_required<T: DeserializeOwned>(b: &Bytes) -> R<T> {
     serde_json::from_slice(b).map_err(|e| CwControlError::invalid("body", e.to_string()))
 }
 
@@ -487,10 +480,6 @@ async fn delete_company(State(cw): State<ConnectWise>, Path(id): Path<String>) -
 async fn add_contact(State(cw): State<ConnectWise>, b: Bytes) -> R<(StatusCode, Json<Value>)> {
     let n: NewContact = body_required(&b)?;
     Ok((StatusCode::CREATED, Json(cw.add_contact(n)?)))
-}
-
-fn body_required<T: DeserializeOwned>(b: &Bytes) -> R<T> {
-    serde_json::from_slice(b).map_err(|e| CwControlError::invalid("body", e.to_string()))
 }
 
 async fn get_contact(State(cw): State<ConnectWise>, Path(id): Path<String>) -> R<Json<Value>> {

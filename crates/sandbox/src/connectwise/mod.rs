@@ -530,9 +530,9 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let path = uri.path().trim_start_matches('/').to_string();
-    cw.0.faults.count_request(&endpoint_key(&path));
-    let decision = cw.0.faults.decide(&path);
+    let path = uri.path().trim_start_matches('/');
+    cw.0.faults.count_request(&endpoint_key(path));
+    let decision = cw.0.faults.decide(path);
     if decision.delay_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(decision.delay_ms)).await;
     }
@@ -568,11 +568,10 @@ async fn handle(
             let host = headers
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost")
-                .to_string();
+                .unwrap_or("localhost");
             // The emulator serves plain HTTP on loopback; the real site is https.
             let site = format!("http://{host}{MOUNT}");
-            cw.serve(&method, &path, uri.query(), &headers, &site)
+            cw.serve(&method, path, uri.query(), &headers, &site)
         }
     };
     cw.0.faults.count_status(answer.status.as_u16());
@@ -778,19 +777,19 @@ fn company_ids_of(e: &Expr) -> Option<BTreeSet<u64>> {
 }
 
 /// Keeps only the `fields=` paths of an object (partial response).
-fn project(v: Value, fields: &[Vec<String>]) -> Value {
+fn project(v: Value, fields: &[&[String]]) -> Value {
     let Value::Object(m) = v else { return v };
     let mut out = serde_json::Map::new();
     for (k, val) in m {
-        let subs: Vec<Vec<String>> = fields
+        let subs: Vec<&[String]> = fields
             .iter()
             .filter(|f| f.first().is_some_and(|h| h.eq_ignore_ascii_case(&k)))
-            .map(|f| f[1..].to_vec())
+            .map(|f| &f[1..])
             .collect();
         if subs.is_empty() {
             continue;
         }
-        if subs.iter().any(Vec::is_empty) {
+        if subs.iter().any(|f| f.is_empty()) {
             out.insert(k, val);
         } else {
             let inner = match val {
@@ -845,8 +844,10 @@ fn select<'a, T: 'a, R: Record>(
     let skip = (p.page - 1).saturating_mul(p.page_size);
     if let Some((field, desc)) = p.order_by {
         let mut all: Vec<(Key, &T)> = items
-            .filter(|(_, t)| ok(&view(t)))
-            .map(|(_, t)| (sort_key(&view(t), field), t))
+            .filter_map(|(_, t)| {
+                let r = view(t);
+                ok(&r).then(|| (sort_key(&r, field), t))
+            })
             .collect();
         // Stable sort keeps id order among equal keys.
         all.sort_by(|a, b| {
@@ -903,7 +904,7 @@ impl ConnectWise {
         let Some((codebase, rest)) = path.split_once('/') else {
             return old_path_404();
         };
-        if format!("{codebase}/") != settings.codebase {
+        if settings.codebase.strip_suffix('/') != Some(codebase) {
             return old_path_404();
         }
         let Some(resource) = rest
@@ -1186,7 +1187,10 @@ fn list_answer(
     link_base: &str,
 ) -> Answer {
     let rows: Vec<Value> = match &p.fields {
-        Some(f) => rows.into_iter().map(|r| project(r, f)).collect(),
+        Some(f) => {
+            let f: Vec<&[String]> = f.iter().map(Vec::as_slice).collect();
+            rows.into_iter().map(|r| project(r, &f)).collect()
+        }
         None => rows,
     };
     let mut a = Answer::json(StatusCode::OK, &Value::Array(rows));
