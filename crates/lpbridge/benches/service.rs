@@ -34,6 +34,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// One page of 25 users, after the cursor `next` when there is one.
+fn users_url(base: &str, next: Option<&str>) -> String {
+    let mut url = format!("{base}/unified/iam/users?page_size=25");
+    if let Some(n) = next {
+        url.push_str("&next=");
+        url.push_str(n);
+    }
+    url
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -121,11 +131,7 @@ async fn run() {
                 )
                 .is_ok()
             {
-                let mut url = format!("{base}/unified/iam/users?page_size=25");
-                if let Some(n) = &next {
-                    url.push_str("&next=");
-                    url.push_str(n);
-                }
+                let url = users_url(&base, next.as_deref());
                 let t = Instant::now();
                 let resp = http.get(&url).bearer_auth(&key).send().await.expect("send");
                 assert_eq!(resp.status(), 200);
@@ -183,11 +189,7 @@ async fn run() {
         let _ = r.bytes().await.expect("body");
         direct.push(t.elapsed());
 
-        let mut url = format!("{base}/unified/iam/users?page_size=25");
-        if let Some(n) = &next {
-            url.push_str("&next=");
-            url.push_str(n);
-        }
+        let url = users_url(&base, next.as_deref());
         let t = Instant::now();
         let body: Value = http
             .get(&url)

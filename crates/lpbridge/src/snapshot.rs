@@ -255,6 +255,13 @@ struct Slot {
     version: AtomicI64,
 }
 
+impl Slot {
+    fn invalidate(&self) {
+        self.directory.invalidate();
+        self.folders.invalidate();
+    }
+}
+
 impl Default for Slot {
     fn default() -> Self {
         Self {
@@ -349,9 +356,7 @@ impl Snapshots {
     /// Forgets everything cached for the connection (after writes whose effect is not known
     /// exactly, and when the connection itself changes).
     pub fn invalidate(&self, conn: &ConnectionId) {
-        let slot = self.slot(conn);
-        slot.directory.invalidate();
-        slot.folders.invalidate();
+        self.slot(conn).invalidate();
     }
 
     /// Compares the store's `directory_version` (read with the connection on every request)
@@ -360,8 +365,7 @@ impl Snapshots {
         let slot = self.slot(conn);
         let seen = slot.version.swap(version, Ordering::AcqRel);
         if seen != version && seen != i64::MIN {
-            slot.directory.invalidate();
-            slot.folders.invalidate();
+            slot.invalidate();
         }
     }
 
@@ -373,16 +377,14 @@ impl Snapshots {
         let slot = self.slot(conn);
         let seen = slot.version.swap(version, Ordering::AcqRel);
         if seen != version.wrapping_sub(1) && seen != i64::MIN {
-            slot.directory.invalidate();
-            slot.folders.invalidate();
+            slot.invalidate();
         }
     }
 
     /// Drops a removed connection's slot.
     pub fn forget(&self, conn: &ConnectionId) {
         if let Some(slot) = self.slots.lock().remove(conn) {
-            slot.directory.invalidate();
-            slot.folders.invalidate();
+            slot.invalidate();
         }
     }
 }

@@ -119,6 +119,18 @@ impl T {
         .await
     }
 
+    /// `DELETE uri` with a read-write key.
+    async fn delete(&self, uri: &str) -> Resp {
+        self.req(Method::DELETE, uri, Some(&self.rw), &[], None)
+            .await
+    }
+
+    /// `PATCH /unified/iam/users/{id}` with a read-write key.
+    async fn patch_user(&self, id: &str, body: Value) -> Resp {
+        self.send(Method::PATCH, &format!("/unified/iam/users/{id}"), body)
+            .await
+    }
+
     /// The sandbox's view of a user (through a plain client).
     async fn upstream_user(&self, email: &str) -> Option<lastpass::User> {
         let acct = self.sb.primary_account();
@@ -170,6 +182,18 @@ async fn all_users(t: &T, page_size: usize) -> Vec<Value> {
         }
     }
     out
+}
+
+/// The id (e-mail) of an enabled user.
+async fn an_enabled_user(t: &T) -> String {
+    let users = all_users(t, 100).await;
+    users
+        .iter()
+        .find(|u| u["status"]["value"] == "enabled")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -300,9 +324,8 @@ async fn get_patch_and_delete_a_user() {
     assert_eq!(r2.body["data"]["id"], id, "{}", r2.text);
 
     let r = t
-        .send(
-            Method::PATCH,
-            &format!("/unified/iam/users/{id}"),
+        .patch_user(
+            id,
             json!({"name": "Renamed Person", "status": {"value": "disabled"}}),
         )
         .await;
@@ -317,13 +340,7 @@ async fn get_patch_and_delete_a_user() {
     assert_eq!(r.body["data"]["status"]["value"], "disabled");
     assert_eq!(r.body["data"]["first_name"], "Renamed");
     assert_eq!(sweeps(&t), calls);
-    let r = t
-        .send(
-            Method::PATCH,
-            &format!("/unified/iam/users/{id}"),
-            json!({"status": "enabled"}),
-        )
-        .await;
+    let r = t.patch_user(id, json!({"status": "enabled"})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(!t.upstream_user(id).await.unwrap().disabled);
 
@@ -337,55 +354,28 @@ async fn get_patch_and_delete_a_user() {
         (json!({}), "body"),
         (json!([1]), "body"),
     ] {
-        let r = t
-            .send(Method::PATCH, &format!("/unified/iam/users/{id}"), body)
-            .await;
-        assert_error(&r, 400, field);
+        assert_error(&t.patch_user(id, body).await, 400, field);
     }
     assert_error(
-        &t.send(
-            Method::PATCH,
-            "/unified/iam/users/nobody@example.com",
-            json!({"name": "x"}),
-        )
-        .await,
+        &t.patch_user("nobody@example.com", json!({"name": "x"}))
+            .await,
         404,
         "nobody@example.com",
     );
 
     // DELETE: deactivate by default, then a real delete.
-    let r = t
-        .req(
-            Method::DELETE,
-            &format!("/unified/iam/users/{id}"),
-            Some(&t.rw),
-            &[],
-            None,
-        )
-        .await;
+    let r = t.delete(&format!("/unified/iam/users/{id}")).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(t.upstream_user(id).await.unwrap().disabled);
     let r = t
-        .req(
-            Method::DELETE,
-            &format!("/unified/iam/users/{id}?delete_action=delete"),
-            Some(&t.rw),
-            &[],
-            None,
-        )
+        .delete(&format!("/unified/iam/users/{id}?delete_action=delete"))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(t.upstream_user(id).await.is_none());
     assert_error(&t.get(&format!("/unified/iam/users/{id}")).await, 404, id);
     assert_error(
-        &t.req(
-            Method::DELETE,
-            "/unified/iam/users/a@b.com?delete_action=nuke",
-            Some(&t.rw),
-            &[],
-            None,
-        )
-        .await,
+        &t.delete("/unified/iam/users/a@b.com?delete_action=nuke")
+            .await,
         400,
         "delete_action",
     );
@@ -658,15 +648,7 @@ async fn account_header_selects_the_connection() {
         400,
         "cid",
     );
-    let r = t
-        .req(
-            Method::DELETE,
-            "/connections/customer-1",
-            Some(&t.rw),
-            &[],
-            None,
-        )
-        .await;
+    let r = t.delete("/connections/customer-1").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(t.get("/unified/iam/organizations").await.status, 200);
 }
@@ -1043,45 +1025,22 @@ async fn key_and_action_are_checked_before_the_body() {
 #[tokio::test]
 async fn patch_keeps_the_half_of_the_name_not_sent_and_unknown_ids_are_404() {
     let t = spawn().await;
-    let users = all_users(&t, 100).await;
-    let u = users
-        .iter()
-        .find(|u| u["status"]["value"] == "enabled")
-        .unwrap();
-    let id = u["id"].as_str().unwrap();
-    let r = t
-        .send(
-            Method::PATCH,
-            &format!("/unified/iam/users/{id}"),
-            json!({"name": "Ada Lovelace"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let r = t
-        .send(
-            Method::PATCH,
-            &format!("/unified/iam/users/{id}"),
-            json!({"last_name": "Byron"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(t.upstream_user(id).await.unwrap().fullname, "Ada Byron");
-    let r = t
-        .send(
-            Method::PATCH,
-            &format!("/unified/iam/users/{id}"),
-            json!({"first_name": "Augusta"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(t.upstream_user(id).await.unwrap().fullname, "Augusta Byron");
+    let id = &an_enabled_user(&t).await;
+    // Each PATCH, then the full name upstream (when checked).
+    for (body, fullname) in [
+        (json!({"name": "Ada Lovelace"}), None),
+        (json!({"last_name": "Byron"}), Some("Ada Byron")),
+        (json!({"first_name": "Augusta"}), Some("Augusta Byron")),
+    ] {
+        let r = t.patch_user(id, body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        if let Some(fullname) = fullname {
+            assert_eq!(t.upstream_user(id).await.unwrap().fullname, fullname);
+        }
+    }
     // A refused field is named as itself.
     let r = t
-        .send(
-            Method::PATCH,
-            &format!("/unified/iam/users/{id}"),
-            json!({"password": "Hunter2-Passw0rd"}),
-        )
+        .patch_user(id, json!({"password": "Hunter2-Passw0rd"}))
         .await;
     assert_error(&r, 400, "invalid password");
     assert!(!r.text.contains("Hunter2"), "{}", r.text);
@@ -1114,22 +1073,13 @@ async fn a_patch_that_fails_half_way_drops_the_snapshot() {
         },
     )
     .await;
-    let users = all_users(&t, 100).await;
-    let u = users
-        .iter()
-        .find(|u| u["status"]["value"] == "enabled")
-        .unwrap();
-    let id = u["id"].as_str().unwrap();
+    let id = &an_enabled_user(&t).await;
     let rule = t.sb.faults.add(FaultRule::new(
         "disableuser",
         FaultKind::Status { status: 500 },
     ));
     let r = t
-        .send(
-            Method::PATCH,
-            &format!("/unified/iam/users/{id}"),
-            json!({"name": "Half Applied", "status": "disabled"}),
-        )
+        .patch_user(id, json!({"name": "Half Applied", "status": "disabled"}))
         .await;
     assert!(r.status.is_server_error(), "{}", r.text);
     t.sb.faults.remove(rule);
@@ -1204,14 +1154,7 @@ async fn unified_actions_refuse_a_filter_that_is_not_an_object() {
 #[tokio::test]
 async fn a_rate_limited_toggle_action_answers_429() {
     let t = spawn().await;
-    let users = all_users(&t, 100).await;
-    let id = users
-        .iter()
-        .find(|u| u["status"]["value"] == "enabled")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = an_enabled_user(&t).await;
     let rule = t.sb.faults.add(sandbox::faults::FaultRule::new(
         "disableuser",
         sandbox::faults::FaultKind::Status { status: 429 },

@@ -28,46 +28,33 @@ fn provider_error(status: u16, e: &lastpass::Error) -> Value {
 /// Status, machine code, message, provider errors and `Retry-After` for an error.
 pub fn classify(e: &Error) -> (StatusCode, &'static str, String, Vec<Value>, Option<u64>) {
     use lastpass::Error as Lp;
-    let msg = e.to_string();
-    match e {
-        Error::Usage(_) | Error::Invalid(_) | Error::InvalidFile { .. } => (
-            StatusCode::BAD_REQUEST,
-            "ValidationError",
-            msg,
-            vec![],
-            None,
-        ),
-        Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized", msg, vec![], None),
-        Error::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", msg, vec![], None),
+    let (status, code, providers, retry) = match e {
+        Error::Usage(_)
+        | Error::Invalid(_)
+        | Error::InvalidFile { .. }
+        | Error::Store(StoreError::Invalid(_)) => {
+            (StatusCode::BAD_REQUEST, "ValidationError", vec![], None)
+        }
+        Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized", vec![], None),
+        Error::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", vec![], None),
         Error::TooLarge { .. } => (
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLarge",
-            msg,
             vec![],
             None,
         ),
-        Error::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound", msg, vec![], None),
-        Error::Conflict(_) => (StatusCode::CONFLICT, "Conflict", msg, vec![], None),
+        Error::NotFound(_) | Error::Store(StoreError::NotFound { .. }) => {
+            (StatusCode::NOT_FOUND, "NotFound", vec![], None)
+        }
+        Error::Conflict(_) | Error::Store(StoreError::Conflict { .. }) => {
+            (StatusCode::CONFLICT, "Conflict", vec![], None)
+        }
         Error::Partial { .. } => (
             StatusCode::UNPROCESSABLE_ENTITY,
             "PartialFailure",
-            msg,
             vec![],
             None,
         ),
-        Error::Store(StoreError::Invalid(_)) => (
-            StatusCode::BAD_REQUEST,
-            "ValidationError",
-            msg,
-            vec![],
-            None,
-        ),
-        Error::Store(StoreError::NotFound { .. }) => {
-            (StatusCode::NOT_FOUND, "NotFound", msg, vec![], None)
-        }
-        Error::Store(StoreError::Conflict { .. }) => {
-            (StatusCode::CONFLICT, "Conflict", msg, vec![], None)
-        }
         Error::LastPass(lp) => {
             let (status, code, upstream, retry) = match lp {
                 Lp::InvalidInput(_) => (StatusCode::BAD_REQUEST, "ValidationError", 0, None),
@@ -108,7 +95,7 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str, String, Vec<Value>, Opt
             } else {
                 vec![]
             };
-            (status, code, msg, providers, retry)
+            (status, code, providers, retry)
         }
         Error::Psa(p) => {
             use psa::ErrorKind as K;
@@ -120,24 +107,26 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str, String, Vec<Value>, Opt
                 K::InvalidResponse => (StatusCode::BAD_GATEWAY, "ProviderBadResponse"),
                 K::Unknown => (StatusCode::BAD_GATEWAY, "ProviderUnreachable"),
             };
-            (status, code, msg, vec![], None)
+            (status, code, vec![], None)
         }
         Error::Config(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "ConfigurationError",
-            msg,
             vec![],
             None,
         ),
         // Database and I/O details stay in the log.
-        Error::Store(_) | Error::Io(_) | Error::Aborted => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "internal error (see the service log)".into(),
-            vec![],
-            None,
-        ),
-    }
+        Error::Store(_) | Error::Io(_) | Error::Aborted => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "internal error (see the service log)".into(),
+                vec![],
+                None,
+            );
+        }
+    };
+    (status, code, e.to_string(), providers, retry)
 }
 
 /// The StackOne error body.

@@ -176,39 +176,38 @@ impl App {
                 ConnectionId::new(raw.trim())
                     .map_err(|_| InvalidValue::new(ACCOUNT_HEADER, raw, "must not be empty"))?
             }
-            None => {
-                let mut all = self.store.list_connections().await?;
-                if let Some(k) = key {
-                    all.retain(|c| k.may_use(&c.id));
-                }
-                match all.as_slice() {
-                    [only] => only.id.clone(),
-                    [] => {
-                        return Err(Error::NotFound(
-                            "no connection is configured: create one with POST /connections or \
-                             `lpbridge connection add`"
-                                .into(),
-                        ));
-                    }
-                    _ => {
-                        return Err(InvalidValue::new(
-                            ACCOUNT_HEADER,
-                            "",
-                            format!(
-                                "is required: {} connections exist ({})",
-                                all.len(),
-                                all.iter()
-                                    .map(|c| c.id.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        )
-                        .into());
-                    }
-                }
-            }
+            None => self.implied_connection(key).await?,
         };
         self.account_by_id(id, key).await
+    }
+
+    /// The connection a request without `x-account-id` works on: the only one the key may use.
+    async fn implied_connection(&self, key: Option<&ApiKeyInfo>) -> Result<ConnectionId, Error> {
+        let mut all = self.store.list_connections().await?;
+        if let Some(k) = key {
+            all.retain(|c| k.may_use(&c.id));
+        }
+        match all.as_slice() {
+            [only] => Ok(only.id.clone()),
+            [] => Err(Error::NotFound(
+                "no connection is configured: create one with POST /connections or \
+                 `lpbridge connection add`"
+                    .into(),
+            )),
+            _ => Err(InvalidValue::new(
+                ACCOUNT_HEADER,
+                "",
+                format!(
+                    "is required: {} connections exist ({})",
+                    all.len(),
+                    all.iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .into()),
+        }
     }
 
     /// The connection `id`, ready to use (403 for a key limited to other connections).
@@ -759,8 +758,7 @@ async fn run_action(
             let out = actions::run(&a.client, spec.name, input).await;
             // A failed write may still have been applied (partly, or before a lost answer).
             if out.as_ref().map_or(spec.write, |o| o.changed_directory) {
-                a.snapshots.invalidate(&a.id);
-                a.announce_write().await;
+                a.distrust_directory().await;
             }
             let out = out.map_err(Error::from)?;
             json!({ "data": out.data })
@@ -783,8 +781,7 @@ async fn proxy(c: Caller, Account(a): Account, JsonBody(body): JsonBody) -> ApiR
     let out = actions::proxy_output(&a.client, body).await;
     // A failed write may still have been applied.
     if out.as_ref().map_or(!read, |o| o.changed_directory) {
-        a.snapshots.invalidate(&a.id);
-        a.announce_write().await;
+        a.distrust_directory().await;
     }
     json_ok(out.map_err(Error::from)?.data)
 }

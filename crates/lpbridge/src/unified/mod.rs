@@ -233,24 +233,20 @@ fn list_envelope(data: Vec<Value>, next: Option<String>, raw: Option<Vec<RawCall
     let mut m = Map::new();
     m.insert("data".into(), Value::Array(data));
     m.insert("next".into(), next.map_or(Value::Null, Value::String));
-    if let Some(raw) = raw {
-        m.insert(
-            "raw".into(),
-            serde_json::to_value(raw).unwrap_or(Value::Null),
-        );
-    }
-    Value::Object(m)
+    with_raw(m, raw)
 }
 
 /// `{data, raw?}`.
 fn one_envelope(data: Value, raw: Option<Vec<RawCall>>) -> Value {
     let mut m = Map::new();
     m.insert("data".into(), data);
+    with_raw(m, raw)
+}
+
+/// Adds `raw` (the upstream calls made, for `raw=true`) to an envelope.
+fn with_raw(mut m: Map<String, Value>, raw: Option<Vec<RawCall>>) -> Value {
     if let Some(raw) = raw {
-        m.insert(
-            "raw".into(),
-            serde_json::to_value(raw).unwrap_or(Value::Null),
-        );
+        m.insert("raw".into(), to_value(&raw));
     }
     Value::Object(m)
 }
@@ -296,9 +292,10 @@ impl Conn {
         }
     }
 
-    /// After a write that failed, possibly part-way or after LastPass applied it: what is
-    /// cached here and on other replicas may be wrong, so it is dropped.
-    async fn write_failed(&self) {
+    /// After a write whose effect is not known exactly (one that failed, possibly part-way or
+    /// after LastPass applied it, or an action or proxied command that changed the directory):
+    /// what is cached here and on other replicas may be wrong, so it is dropped.
+    pub async fn distrust_directory(&self) {
         self.snapshots.invalidate(&self.id);
         self.announce_write().await;
     }
@@ -528,7 +525,7 @@ impl Conn {
         }
         .await;
         if let Err(e) = written {
-            self.write_failed().await;
+            self.distrust_directory().await;
             return Err(e);
         }
         let key = email.as_str().to_owned();
@@ -554,7 +551,7 @@ impl Conn {
         let action = parse_delete_action(p.delete_action.as_deref())?;
         self.existing_user(&email).await?;
         if let Err(e) = self.client.delete_user(&email, action).await {
-            self.write_failed().await;
+            self.distrust_directory().await;
             return Err(e.into());
         }
         let key = email.as_str().to_owned();
