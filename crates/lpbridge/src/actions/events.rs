@@ -10,7 +10,8 @@ use super::types::{DEFAULT_EVENT_LIMIT, ListEventsInput};
 use super::{ActionError, ActionOutput, to_data};
 
 /// A window bound in the account's time zone. A bare date is the day's first (`from`) or last
-/// (`to`) second. (The CLI's parser is private to it; these are the same formats.)
+/// (`to`) second. ([`crate::events::time::parse_bound`] also takes RFC 3339 and converts with a
+/// known time zone; this action keeps naive account-zone times, so it does not use it.)
 fn parse_bound(
     field: &'static str,
     s: &str,

@@ -43,22 +43,21 @@ pub(super) async fn change_user(
     client: &Client,
     i: ChangeUserGroupsInput,
 ) -> Result<ActionOutput, ActionError> {
-    let add: Vec<GroupName> = i.add.iter().map(|g| g.0.clone()).collect();
-    let del: Vec<GroupName> = i.remove.iter().map(|g| g.0.clone()).collect();
     let change = GroupChange {
         username: i.email.0.clone(),
-        add: add.clone(),
-        del: del.clone(),
+        add: i.add.iter().map(|g| g.0.clone()).collect(),
+        del: i.remove.iter().map(|g| g.0.clone()).collect(),
     };
     let errors = match client.change_groups(std::slice::from_ref(&change)).await {
         Ok(()) => Vec::new(),
         Err(lastpass::Error::Partial { errors, .. }) => errors,
         Err(e) => return Err(e.into()),
     };
-    let groups: Vec<(&GroupName, &'static str)> = add
+    let groups: Vec<(&GroupName, &'static str)> = change
+        .add
         .iter()
         .map(|g| (g, "add"))
-        .chain(del.iter().map(|g| (g, "remove")))
+        .chain(change.del.iter().map(|g| (g, "remove")))
         .collect();
     // Attributed by group name: every item is this one user, so a message naming the user
     // concerns all of them, and one naming a group concerns that group.

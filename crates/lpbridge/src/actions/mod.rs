@@ -269,10 +269,8 @@ impl From<crate::Error> for ActionError {
 /// Validates `input` for the action `name` without running it (Direct and Unified actions
 /// alike), so that the unified module can refuse bad input with the same messages.
 pub fn validate(name: &str, input: &Value) -> Result<(), ActionError> {
-    let spec = find(name).ok_or_else(|| ActionError::UnknownAction {
-        name: name.to_owned(),
-    })?;
-    catalog::validate(spec.name, input)
+    // Refuses an unknown name as `run` does.
+    catalog::validate(name, input)
 }
 
 /// Runs the Direct action `name`: validates `input` first (nothing is sent on a refusal), then

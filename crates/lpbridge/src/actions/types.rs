@@ -333,13 +333,13 @@ pub struct UsersInput {
 
 impl UsersInput {
     pub fn addresses(&self) -> Vec<lastpass::Email> {
-        let mut seen = std::collections::HashSet::new();
-        self.email
-            .iter()
-            .chain(&self.emails)
-            .filter(|e| seen.insert(e.0.folded().to_owned()))
-            .map(|e| e.0.clone())
-            .collect()
+        crate::admin::dedup_emails(
+            self.email
+                .iter()
+                .chain(&self.emails)
+                .map(|e| e.0.clone())
+                .collect(),
+        )
     }
 }
 

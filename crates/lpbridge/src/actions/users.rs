@@ -1,23 +1,34 @@
 //! User actions: invite, list, get, update, e-mail change, delete, enable/disable, per-user
 //! e-mails and MFA, bulk create and bulk delete. Bulk behaviour is [`crate::admin`]'s.
 
-use lastpass::{
-    Client, DeleteAction, Email, GroupName, MAX_USER_PAGE_SIZE, NewUser, UserQuery, UserStatus,
-    UserUpdate,
-};
+use lastpass::{Client, Email, MAX_USER_PAGE_SIZE, NewUser, UserQuery, UserUpdate};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::input::{GroupArg, Password};
 use super::types::*;
 use super::{ActionError, ActionOutput, to_data};
 use crate::admin::bulk::{UserOp, run_user_op, toggle_users};
+use crate::admin::dedup_emails;
 use crate::admin::directory::{self, Lookup, StatusFilter, UserFilter};
 use crate::admin::import::{self, ImportRow};
 use crate::admin::{ItemResult, Outcome};
 use crate::records::UserRecord;
 
-fn groups_of(groups: &[crate::actions::input::GroupArg]) -> Vec<GroupName> {
-    groups.iter().map(|g| g.0.clone()).collect()
+/// A batchadd user; `password_reset_required` only counts with a password.
+fn new_user(
+    email: Email,
+    full_name: Option<String>,
+    groups: &[GroupArg],
+    password: Option<Password>,
+    password_reset_required: Option<bool>,
+) -> NewUser {
+    let mut user = NewUser::new(email);
+    user.fullname = full_name;
+    user.groups = groups.iter().map(|g| g.0.clone()).collect();
+    user.password = password.map(|p| p.0);
+    user.password_reset_required = user.password.as_ref().and(password_reset_required);
+    user
 }
 
 /// A per-item report plus its counts.
@@ -61,11 +72,13 @@ pub(super) async fn invite(
         }
     }
     let created = i.default_password.is_some();
-    let mut user = NewUser::new(email.clone());
-    user.fullname = i.full_name;
-    user.groups = groups_of(&i.groups);
-    user.password = i.default_password.map(|p| p.0);
-    user.password_reset_required = user.password.as_ref().and(i.password_reset_required);
+    let user = new_user(
+        email.clone(),
+        i.full_name,
+        &i.groups,
+        i.default_password,
+        i.password_reset_required,
+    );
     client.batch_add(std::slice::from_ref(&user)).await?;
     let r = ItemResult {
         row: None,
@@ -97,13 +110,7 @@ pub(super) async fn single_op(
     i: UserInput,
 ) -> Result<ActionOutput, ActionError> {
     let email = &i.email.0;
-    match op {
-        UserOp::Reinvite => client.reinvite_user(email).await?,
-        UserOp::ResetPassword => client.reset_password(email).await?,
-        UserOp::RequirePasswordChange => client.require_password_change(email).await?,
-        UserOp::DisableMfa => client.disable_multifactor(email).await?,
-        UserOp::Delete(action) => client.delete_user(email, action).await?,
-    }
+    op.call(client, email).await?;
     // Reinvitations and reset e-mails change nothing in the directory listing.
     let changes = !matches!(op, UserOp::Reinvite | UserOp::ResetPassword);
     Ok(ActionOutput {
@@ -118,32 +125,18 @@ pub(super) async fn delete(
 ) -> Result<ActionOutput, ActionError> {
     let action = i.delete_action.0;
     client.delete_user(&i.email.0, action).await?;
-    let mut r = to_data(&ItemResult::for_email(
-        &i.email.0,
-        delete_name(action),
-        None,
-    ));
+    let mut r = one(&i.email.0, UserOp::Delete(action).name());
     if let Some(m) = r.as_object_mut() {
         m.insert("delete_action".into(), action.code().into());
     }
     Ok(ActionOutput::wrote(r))
 }
 
-fn delete_name(a: DeleteAction) -> &'static str {
-    UserOp::Delete(a).name()
-}
-
 pub(super) async fn bulk_delete(
     client: &Client,
     i: BulkDeleteUsersInput,
 ) -> Result<ActionOutput, ActionError> {
-    let mut seen = std::collections::HashSet::new();
-    let emails: Vec<Email> = i
-        .emails
-        .into_iter()
-        .map(|e| e.0)
-        .filter(|e| seen.insert(e.folded().to_owned()))
-        .collect();
+    let emails = dedup_emails(i.emails.into_iter().map(|e| e.0).collect());
     let results = run_user_op(client, UserOp::Delete(i.delete_action.0), &emails).await;
     let mut data = report(&results);
     if let Some(m) = data.as_object_mut() {
@@ -205,25 +198,13 @@ pub(super) async fn update(
 }
 
 pub(super) async fn list(client: &Client, i: ListUsersInput) -> Result<ActionOutput, ActionError> {
-    let status = match i.status {
-        UserStatusFilter::Active => StatusFilter::Active,
-        UserStatusFilter::Disabled => StatusFilter::Disabled,
-        UserStatusFilter::Invited => StatusFilter::Invited,
-        UserStatusFilter::All => StatusFilter::All,
-    };
     if let Some(page_size) = i.page_size {
         return list_page(client, &i, page_size).await;
     }
     let limit = i.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    let mut emails_seen = std::collections::HashSet::new();
     let filter = UserFilter {
-        emails: i
-            .emails
-            .iter()
-            .map(|e| e.0.clone())
-            .filter(|e| emails_seen.insert(e.folded().to_owned()))
-            .collect(),
-        status,
+        emails: dedup_emails(i.emails.iter().map(|e| e.0.clone()).collect()),
+        status: status_filter(i.status),
         admin: i.admin == Some(true),
         group: i.group.as_ref().map(|g| g.0.clone()),
         // One more than asked, to tell whether the answer was cut. `admin: false` is filtered
@@ -251,6 +232,15 @@ pub(super) async fn list(client: &Client, i: ListUsersInput) -> Result<ActionOut
     })))
 }
 
+fn status_filter(s: UserStatusFilter) -> StatusFilter {
+    match s {
+        UserStatusFilter::Active => StatusFilter::Active,
+        UserStatusFilter::Disabled => StatusFilter::Disabled,
+        UserStatusFilter::Invited => StatusFilter::Invited,
+        UserStatusFilter::All => StatusFilter::All,
+    }
+}
+
 /// One server-side page: `getuserdata` with `pagesize`/`pageindex`; the status and group filters
 /// apply to the page's users.
 async fn list_page(
@@ -260,13 +250,10 @@ async fn list_page(
 ) -> Result<ActionOutput, ActionError> {
     let page_size = page_size.min(MAX_USER_PAGE_SIZE);
     let page_index = i.page_index.unwrap_or(0);
+    let status = status_filter(i.status);
     let query = UserQuery {
         username: None,
-        disabled: match i.status {
-            UserStatusFilter::Disabled => Some(true),
-            UserStatusFilter::Active => Some(false),
-            _ => None,
-        },
+        disabled: status.disabled_query(),
         admin: i.admin,
     };
     let page = client.user_page(&query, page_size, page_index).await?;
@@ -274,12 +261,7 @@ async fn list_page(
     let users: Vec<UserRecord> = page
         .users
         .into_iter()
-        .filter(|u| match i.status {
-            UserStatusFilter::All => true,
-            UserStatusFilter::Active => u.status() == UserStatus::Active,
-            UserStatusFilter::Disabled => u.status() == UserStatus::Disabled,
-            UserStatusFilter::Invited => u.status() == UserStatus::Invited,
-        })
+        .filter(|u| status.keeps(u.status()))
         .filter(|u| i.admin.is_none_or(|a| u.admin == a))
         .filter(|u| {
             i.group
@@ -312,14 +294,16 @@ pub(super) async fn bulk_create(
         .into_iter()
         .enumerate()
         .map(|(n, u)| {
-            let mut user = NewUser::new(u.email.0);
-            user.fullname = u.full_name;
-            user.groups = groups_of(&u.groups);
+            let mut user = new_user(
+                u.email.0,
+                u.full_name,
+                &u.groups,
+                u.default_password,
+                u.password_reset_required,
+            );
             user.attribs = u.attribs;
             user.duo_username = u.duo_username;
             user.securid_username = u.securid_username;
-            user.password = u.default_password.map(|p| p.0);
-            user.password_reset_required = user.password.as_ref().and(u.password_reset_required);
             // `line` is the 1-based position in `users` (the import plan's row number).
             ImportRow {
                 line: n as u64 + 1,

@@ -55,21 +55,24 @@ impl UserOp {
     pub fn is_destructive(self) -> bool {
         matches!(self, UserOp::Delete(_))
     }
+
+    /// Runs it for one address (one call).
+    pub async fn call(self, client: &Client, email: &Email) -> Result<(), lastpass::Error> {
+        match self {
+            UserOp::Delete(action) => client.delete_user(email, action).await,
+            UserOp::Reinvite => client.reinvite_user(email).await,
+            UserOp::ResetPassword => client.reset_password(email).await,
+            UserOp::RequirePasswordChange => client.require_password_change(email).await,
+            UserOp::DisableMfa => client.disable_multifactor(email).await,
+        }
+    }
 }
 
 /// Runs `op` for every address, `CONCURRENCY` at a time, results in input order.
 pub async fn run_user_op(client: &Client, op: UserOp, emails: &[Email]) -> Vec<ItemResult> {
     for_each(emails, op.name(), op.is_unsafe_write(), |email| {
         let client = client.clone();
-        Box::pin(async move {
-            match op {
-                UserOp::Delete(action) => client.delete_user(&email, action).await,
-                UserOp::Reinvite => client.reinvite_user(&email).await,
-                UserOp::ResetPassword => client.reset_password(&email).await,
-                UserOp::RequirePasswordChange => client.require_password_change(&email).await,
-                UserOp::DisableMfa => client.disable_multifactor(&email).await,
-            }
-        })
+        Box::pin(async move { op.call(&client, &email).await })
     })
     .await
 }

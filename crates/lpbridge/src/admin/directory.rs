@@ -21,6 +21,27 @@ pub enum StatusFilter {
     All,
 }
 
+impl StatusFilter {
+    /// Whether a user in state `s` is kept.
+    pub fn keeps(self, s: UserStatus) -> bool {
+        match self {
+            StatusFilter::All => true,
+            StatusFilter::Active => s == UserStatus::Active,
+            StatusFilter::Disabled => s == UserStatus::Disabled,
+            StatusFilter::Invited => s == UserStatus::Invited,
+        }
+    }
+
+    /// `getuserdata`'s `disabled` filter for it (`None`: no server-side filter).
+    pub fn disabled_query(self) -> Option<bool> {
+        match self {
+            StatusFilter::Disabled => Some(true),
+            StatusFilter::Active => Some(false),
+            _ => None,
+        }
+    }
+}
+
 /// What [`list_users`] yields.
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
@@ -37,14 +58,7 @@ pub struct UserFilter {
 
 impl UserFilter {
     fn keeps(&self, u: &User) -> bool {
-        let s = u.status();
-        let status_ok = match self.status {
-            StatusFilter::All => true,
-            StatusFilter::Active => s == UserStatus::Active,
-            StatusFilter::Disabled => s == UserStatus::Disabled,
-            StatusFilter::Invited => s == UserStatus::Invited,
-        };
-        status_ok
+        self.status.keeps(u.status())
             && (!self.admin || u.admin)
             && self
                 .group
@@ -92,11 +106,7 @@ pub async fn list_users(
     }
     let query = UserQuery {
         username: None,
-        disabled: match filter.status {
-            StatusFilter::Disabled => Some(true),
-            StatusFilter::Active => Some(false),
-            _ => None,
-        },
+        disabled: filter.status.disabled_query(),
         admin: filter.admin.then_some(true),
     };
     // Pending invitees without a directory record appear only in each page's `invited` list;

@@ -310,6 +310,15 @@ pub(crate) fn read_all<R: std::io::Read>(
     Ok(buf)
 }
 
+/// Removes repeated addresses (case-insensitively), keeping the first spelling and order.
+pub fn dedup_emails(emails: Vec<lp_types::Email>) -> Vec<lp_types::Email> {
+    let mut seen = std::collections::HashSet::new();
+    emails
+        .into_iter()
+        .filter(|e| seen.insert(e.folded().to_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

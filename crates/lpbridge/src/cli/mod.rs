@@ -20,8 +20,9 @@ use std::sync::OnceLock;
 
 use clap::{Args, Parser, Subcommand};
 use lastpass::{Client, ClientConfig};
-use lp_types::{ConnectionId, Email, Secret};
+use lp_types::{ConnectionId, Secret};
 
+use crate::admin::dedup_emails;
 use crate::connections::StoreLocation;
 use crate::error::{Error, Result};
 use crate::output::Format;
@@ -434,15 +435,6 @@ pub(crate) async fn emit_stream<R: crate::output::Record>(
     }
     e.finish()?;
     Ok(())
-}
-
-/// Removes repeated addresses (case-insensitively), keeping the first spelling and order.
-pub(crate) fn dedup_emails(emails: Vec<Email>) -> Vec<Email> {
-    let mut seen = std::collections::HashSet::new();
-    emails
-        .into_iter()
-        .filter(|e| seen.insert(e.folded().to_owned()))
-        .collect()
 }
 
 /// Sets up tracing on stderr: `-v` for commands; the service logs at info by default, as text
