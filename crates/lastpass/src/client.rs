@@ -1034,6 +1034,15 @@ impl Client {
         .await
     }
 
+    /// `getuserdata` with `username`, telling a pending invitee from an unknown name: one call.
+    pub async fn lookup_user(&self, email: &Email) -> Result<UserLookup, Error> {
+        let data = json!({ "username": email.as_str() });
+        self.call("getuserdata", Some(&data), |ctx, b| {
+            decode::lookup_any_ctx(ctx, b, email.as_str())
+        })
+        .await
+    }
+
     /// Whether `email` exists as a user or a pending invitee.
     async fn user_exists(&self, email: &Email) -> Result<bool, Error> {
         let data = json!({ "username": email.as_str() });

@@ -440,6 +440,37 @@ pub(crate) fn lookup_ctx(
     }
 }
 
+/// What a `getuserdata` answer says of `username`: a user, a pending invitee, or nothing.
+pub(crate) fn lookup_any_ctx(
+    ctx: &Ctx<'_>,
+    body: &[u8],
+    username: &str,
+) -> Result<UserLookup, Error> {
+    match user_page_ctx(ctx, body) {
+        Ok(page) => {
+            if let Some(u) = page
+                .users
+                .into_iter()
+                .find(|u| u.username.eq_ignore_ascii_case(username))
+            {
+                return Ok(UserLookup::User(Box::new(u)));
+            }
+            Ok(
+                match page
+                    .invited
+                    .into_iter()
+                    .find(|u| u.eq_ignore_ascii_case(username))
+                {
+                    Some(name) => UserLookup::Invited(name),
+                    None => UserLookup::Absent,
+                },
+            )
+        }
+        Err(Error::UnknownUser { .. }) => Ok(UserLookup::Absent),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether `username` exists in a `getuserdata` answer, as a user or a pending invitee.
 pub(crate) fn exists_ctx(ctx: &Ctx<'_>, body: &[u8], username: &str) -> Result<bool, Error> {
     match user_page_ctx(ctx, body) {

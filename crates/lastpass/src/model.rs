@@ -94,6 +94,16 @@ pub struct UserPage {
     pub invited: Vec<String>,
 }
 
+/// One username looked up with `getuserdata`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserLookup {
+    /// An account (its groups included).
+    User(Box<User>),
+    /// A pending invitation, listed by name only (as LastPass spelled it).
+    Invited(String),
+    Absent,
+}
+
 /// Server-side filters of `getuserdata`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserQuery {

@@ -164,7 +164,7 @@ async fn run() {
         ms(percentile(&lat, 0.99))
     );
     println!(
-        "upstream getuserdata calls {upstream} ({:.2} per 1,000 requests; one sweep = ceil({users}/2000) = {})",
+        "upstream getuserdata calls {upstream} ({:.2} per 1,000 requests; one sweep = ceil({users}/2000) = {} pages, + 1 group map with invitees)",
         upstream as f64 * 1000.0 / lat.len() as f64,
         users.div_ceil(2000)
     );

@@ -290,6 +290,8 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The connections the key may use; `*` for all.
     pub connections: String,
+    /// `api` (the REST API) or `scim` (a SCIM bearer token).
+    pub purpose: &'static str,
 }
 
 impl From<crate::store::ApiKeyInfo> for ApiKeyRecord {
@@ -310,6 +312,7 @@ impl From<crate::store::ApiKeyInfo> for ApiKeyRecord {
                 || "*".to_owned(),
                 |c| c.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(","),
             ),
+            purpose: k.purpose.as_str(),
         }
     }
 }
@@ -325,6 +328,7 @@ impl Record for ApiKeyRecord {
             "last_used_at",
             "revoked_at",
             "connections",
+            "purpose",
         ]
     }
     fn row(&self) -> Vec<String> {
@@ -341,6 +345,7 @@ impl Record for ApiKeyRecord {
             t(&self.last_used_at),
             t(&self.revoked_at),
             self.connections.clone(),
+            self.purpose.into(),
         ]
     }
 }

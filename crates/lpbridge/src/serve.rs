@@ -59,6 +59,10 @@ pub struct FileConfig {
     pub upstream_timeout_secs: Option<u64>,
     pub upstream_attempts: Option<u32>,
     pub upstream_max_in_flight: Option<usize>,
+    /// SCIM `DELETE /Users/{id}`: deactivate (default), remove or delete.
+    pub scim_delete_action: Option<String>,
+    /// The LastPass e-mail domain for SCIM users whose userName is not an e-mail.
+    pub scim_email_domain: Option<String>,
 }
 
 impl FileConfig {
@@ -96,6 +100,8 @@ pub struct Overrides {
     pub snapshot_ttl_secs: Option<u64>,
     pub max_body_bytes: Option<usize>,
     pub allow_insecure_endpoints: Option<bool>,
+    pub scim_delete_action: Option<String>,
+    pub scim_email_domain: Option<String>,
 }
 
 impl ServeOptions {
@@ -139,6 +145,30 @@ impl ServeOptions {
             )
             .into());
         }
+        let delete_raw = o.scim_delete_action.or(file.scim_delete_action);
+        let scim_delete_action = crate::unified::parse_delete_action(delete_raw.as_deref())
+            .map_err(|_| {
+                InvalidValue::new(
+                    "scim_delete_action",
+                    delete_raw.clone().unwrap_or_default(),
+                    "must be deactivate, remove or delete",
+                )
+            })?;
+        let scim_email_domain = o
+            .scim_email_domain
+            .or(file.scim_email_domain)
+            .map(|d| d.trim().trim_start_matches('@').to_lowercase())
+            .filter(|d| !d.is_empty());
+        if let Some(d) = &scim_email_domain
+            && lp_types::Email::parse(&format!("user@{d}")).is_err()
+        {
+            return Err(InvalidValue::new(
+                "scim_email_domain",
+                d.clone(),
+                "must be an e-mail domain such as example.com",
+            )
+            .into());
+        }
         let defaults = ClientSettings::default();
         let client = ClientSettings {
             timeout: file
@@ -164,6 +194,8 @@ impl ServeOptions {
                     .allow_insecure_endpoints
                     .or(file.allow_insecure_endpoints)
                     .unwrap_or(false),
+                scim_delete_action,
+                scim_email_domain,
             },
         })
     }

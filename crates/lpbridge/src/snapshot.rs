@@ -18,7 +18,8 @@ use lastpass::{Client, SharedFolder, User, UserId, UserQuery};
 use lp_types::ConnectionId;
 use parking_lot::{Mutex, RwLock};
 
-/// The page size of a sweep: LastPass's maximum, so a sweep makes ceil(users / 2000) calls.
+/// The page size of a sweep: LastPass's maximum, so a sweep makes ceil(users / 2000) calls (one
+/// more for the group map when there are pending invitees).
 pub const SWEEP_PAGE_SIZE: u32 = lastpass::MAX_USER_PAGE_SIZE;
 
 /// One connection's users and groups at one moment.
@@ -92,6 +93,25 @@ impl Directory {
             .partition_point(|u| u.username.to_lowercase().as_str() <= key)
     }
 
+    /// Gives pending invitees their memberships from a `Groups` map (group → usernames).
+    pub fn add_invitee_groups(&mut self, map: &BTreeMap<String, Vec<String>>) {
+        let mut changed = false;
+        for (group, members) in map {
+            for m in members {
+                if let Some(&i) = self.index.get(&m.to_lowercase()) {
+                    let u = &mut self.users[i];
+                    if u.invited && !u.groups.contains(group) {
+                        u.groups.push(group.clone());
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if changed {
+            self.reindex();
+        }
+    }
+
     /// Replaces (or inserts) a user and rebuilds the indexes.
     pub fn upsert(&mut self, user: User) {
         let key = user.username.to_lowercase();
@@ -119,7 +139,7 @@ impl Directory {
 }
 
 /// A pending invitee listed only by name in `invited`.
-fn bare_invitee(name: String) -> User {
+pub fn bare_invitee(name: String) -> User {
     User {
         // Invitees have no LastPass id yet; the username stands in (never empty here).
         id: UserId::new(name.clone()).unwrap_or_else(|_| {
@@ -161,7 +181,17 @@ pub async fn sweep(client: &Client) -> Result<Directory, lastpass::Error> {
         users.extend(page.users);
         invited.extend(page.invited);
     }
+    // Paged answers carry no `Groups` map, and an invitee is listed by name only: its
+    // memberships are in the map of one unpaged answer. Read it only when there are invitees.
+    let invitee_groups = if invited.is_empty() {
+        None
+    } else {
+        client.groups().await?
+    };
     let mut d = Directory::from_parts(users, invited);
+    if let Some(map) = invitee_groups {
+        d.add_invitee_groups(&map);
+    }
     d.calls = client.stats().requests.saturating_sub(before);
     Ok(d)
 }

@@ -10,6 +10,7 @@ mod folders;
 mod groups;
 mod psa;
 mod sandbox;
+mod scim;
 mod serve;
 mod sites;
 mod users;
@@ -142,6 +143,12 @@ pub enum Command {
         after_help = "Example:\n  KEY=$(lpbridge apikey create --read-only --name dashboard)\n  lpbridge apikey list --format table"
     )]
     Apikey(apikey::ApikeyCmd),
+    /// SCIM 2.0 provisioning: bearer tokens for Okta, Entra ID, OneLogin, JumpCloud.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  lpbridge scim token create --connection prod --name okta\n  lpbridge scim token list"
+    )]
+    Scim(scim::ScimCmd),
     /// List, look up, invite, import, update and remove users.
     #[command(
         subcommand,
@@ -483,6 +490,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let result = match cli.command {
         Command::Connection(c) => connection::run(&ctx, c).await,
         Command::Apikey(c) => apikey::run(&ctx, c).await,
+        Command::Scim(c) => scim::run(&ctx, c).await,
         Command::Users(c) => users::run(&ctx, c).await,
         Command::Groups(c) => groups::run(&ctx, c).await,
         Command::Folders(c) => folders::run(&ctx, c).await,

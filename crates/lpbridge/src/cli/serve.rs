@@ -18,7 +18,8 @@ pub struct ServeArgs {
     pub listen: Option<String>,
     /// A TOML config file (keys: listen, data_dir, database_url, sandbox, sandbox_users,
     /// snapshot_ttl_secs, max_body_bytes, log_format, allow_insecure_endpoints,
-    /// upstream_timeout_secs, upstream_attempts, upstream_max_in_flight).
+    /// upstream_timeout_secs, upstream_attempts, upstream_max_in_flight, scim_delete_action,
+    /// scim_email_domain).
     #[arg(long, env = "LPBRIDGE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Start the built-in LastPass sandbox: auto = on SQLite when no connection exists yet.
@@ -37,6 +38,14 @@ pub struct ServeArgs {
     /// Request log format on stderr [default: text].
     #[arg(long, env = "LPBRIDGE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// What SCIM `DELETE /Users/{id}` does to a LastPass account: deactivate (reversible),
+    /// remove (from the company) or delete [default: deactivate]. Invitations are withdrawn.
+    #[arg(long, env = "LPBRIDGE_SCIM_DELETE_ACTION", value_name = "ACTION")]
+    pub scim_delete_action: Option<String>,
+    /// For SCIM users whose userName is not an e-mail and who have no `emails`: their LastPass
+    /// e-mail is `<userName>@DOMAIN` [default: none; such users are refused with 400].
+    #[arg(long, env = "LPBRIDGE_SCIM_EMAIL_DOMAIN", value_name = "DOMAIN")]
+    pub scim_email_domain: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
@@ -57,6 +66,8 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         snapshot_ttl_secs: args.snapshot_ttl,
         max_body_bytes: args.max_body_bytes,
         allow_insecure_endpoints: None,
+        scim_delete_action: args.scim_delete_action,
+        scim_email_domain: args.scim_email_domain,
     };
     let opts = ServeOptions::merge(overrides, file, || location.data_dir())?;
     crate::serve::run(opts).await

@@ -9,10 +9,13 @@
 //! - [`dedup`]: [`DedupState`], the persisted cursor + de-duplication state that makes delivery
 //!   exactly once across overlapping windows, repeated identical events and restarts (its
 //!   module docs state the invariants the watcher must keep).
+//! - [`sinks`]: where records are delivered (stdout, rotating file, signed webhook, NATS
+//!   JetStream), their configuration and the [`sinks::Sink`] trait the dispatcher calls.
 
 pub mod category;
 pub mod dedup;
 pub mod normalize;
+pub mod sinks;
 pub mod time;
 
 pub use category::Category;

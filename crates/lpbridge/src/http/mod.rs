@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use crate::actions::{self, ActionError, ActionKind};
 use crate::error::Error;
 use crate::snapshot::Snapshots;
-use crate::store::{ApiKeyInfo, Connection, ConnectionPatch, NewConnection, Store};
+use crate::store::{ApiKeyInfo, Connection, ConnectionPatch, KeyPurpose, NewConnection, Store};
 use crate::unified::{self, Allow, Params};
 pub use error::ApiError;
 use metrics::Metrics;
@@ -67,6 +67,11 @@ pub struct Settings {
     /// Allow `http://` endpoints on any host (normally only `https://`, or `http://` on a
     /// loopback address such as the embedded sandbox).
     pub allow_insecure_endpoints: bool,
+    /// What SCIM `DELETE /Users/{id}` does to a LastPass account.
+    pub scim_delete_action: lastpass::DeleteAction,
+    /// The domain of the LastPass e-mail given to a SCIM user whose `userName` is not an e-mail
+    /// and who has no `emails` (`None`: such a user is refused).
+    pub scim_email_domain: Option<String>,
 }
 
 impl Default for Settings {
@@ -76,6 +81,8 @@ impl Default for Settings {
             snapshot_ttl: Duration::from_secs(30),
             client: ClientSettings::default(),
             allow_insecure_endpoints: false,
+            scim_delete_action: crate::scim::service::DEFAULT_DELETE_ACTION,
+            scim_email_domain: None,
         }
     }
 }
@@ -91,6 +98,8 @@ pub struct AppInner {
     pub settings: Settings,
     /// One client per connection, rebuilt when the connection's `updated_at` changes.
     clients: Mutex<HashMap<ConnectionId, (DateTime<Utc>, Client)>>,
+    /// Per connection: serialises SCIM writes in this process.
+    scim_locks: Mutex<HashMap<ConnectionId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::ops::Deref for App {
@@ -108,7 +117,17 @@ impl App {
             metrics: Metrics::default(),
             settings,
             clients: Mutex::new(HashMap::new()),
+            scim_locks: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// The lock that serialises SCIM writes on a connection.
+    pub fn scim_lock(&self, id: &ConnectionId) -> Arc<tokio::sync::Mutex<()>> {
+        self.scim_locks
+            .lock()
+            .entry(id.clone())
+            .or_default()
+            .clone()
     }
 
     fn client_for(&self, c: &Connection) -> Result<Client, Error> {
@@ -241,10 +260,18 @@ impl App {
     /// as the username (StackOne's way).
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<ApiKeyInfo, Error> {
         let key = presented_key(headers)?;
-        self.store
+        let info = self
+            .store
             .verify_api_key(key.expose())
             .await?
-            .ok_or_else(|| Error::Unauthorized("the API key is unknown or revoked".into()))
+            .ok_or_else(|| Error::Unauthorized("the API key is unknown or revoked".into()))?;
+        if info.purpose != KeyPurpose::Api {
+            return Err(Error::Unauthorized(format!(
+                "key {} is a SCIM token: it works only under /scim/v2",
+                info.id
+            )));
+        }
+        Ok(info)
     }
 }
 
@@ -474,6 +501,7 @@ pub fn router(app: App) -> Router {
         .route("/me", get(me));
     Router::new()
         .nest("/unified/iam", iam)
+        .nest(crate::scim::routes::PREFIX, crate::scim::routes::router())
         .route("/unified/proxy", post(proxy))
         .route("/actions", get(list_actions))
         .route("/actions/{name}", get(get_action).post(run_action))

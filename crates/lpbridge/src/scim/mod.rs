@@ -1,6 +1,6 @@
 //! SCIM 2.0 service provider (issue 6): the protocol core the `/scim/v2` endpoints build on.
 //!
-//! Everything here is pure: JSON in, JSON (or a [`ScimError`]) out, no I/O and no LastPass.
+//! The protocol core is pure: JSON in, JSON (or a [`ScimError`]) out, no I/O and no LastPass.
 //!
 //! - [`error`]: the RFC 7644 §3.12 error body, [`ScimError`], used by every other module.
 //! - [`path`]: attribute paths (`name.givenName`, `urn:…:User:employeeNumber`) and PATCH paths
@@ -11,6 +11,9 @@
 //! - [`patch`]: RFC 7644 §3.5.2 PATCH applied to a resource, with the identity-provider quirks
 //!   Q1–Q13 of the research notes (`shared/reference/unified-iam-and-scim.md` §2.5).
 //! - [`resource`]: `POST`/`PUT` bodies checked and canonicalised into a resource to store.
+//! - [`service`]: the provider over one connection: Users and Groups mapped onto LastPass and
+//!   the store (the only part here that does I/O, with [`routes`]).
+//! - [`routes`]: the `/scim/v2` endpoints, authentication and discovery resources.
 //! - [`list`]: `ListResponse` paging (`startIndex`/`count`) and `attributes`/`excludedAttributes`
 //!   projection.
 //!
@@ -24,7 +27,9 @@ pub mod list;
 pub mod patch;
 pub mod path;
 pub mod resource;
+pub mod routes;
 pub mod schema;
+pub mod service;
 
 pub use error::{ScimError, ScimType};
 pub use filter::{CaseExact, CompValue, CompareOp, Filter, SubTest, Test};

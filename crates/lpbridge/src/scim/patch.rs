@@ -262,6 +262,10 @@ impl Engine<'_> {
             )));
         };
         for (key, v) in members {
+            // A whole-extension value may carry its own `schemas` (scim2-tester sends it).
+            if key.eq_ignore_ascii_case("schemas") {
+                continue;
+            }
             let mut attr = AttrPath::parse(key)?;
             if attr.urn.is_some() {
                 return Err(ScimError::invalid_path(format!(

@@ -149,6 +149,9 @@ fn read_members(ext: &SchemaDef, value: &Value) -> Result<Map<String, Value>, Sc
     };
     let mut out = Map::new();
     for (key, v) in members {
+        if key.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
         let def = ext.attribute(key).ok_or_else(|| {
             ScimError::invalid_value(format!("{} has no attribute {key:?}", ext.id))
         })?;

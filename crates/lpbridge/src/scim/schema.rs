@@ -325,7 +325,14 @@ pub static USER: SchemaDef = SchemaDef {
         AttrDef::string("preferredLanguage", "Preferred language."),
         AttrDef::string("locale", "Locale."),
         AttrDef::string("timezone", "Time zone (IANA)."),
-        AttrDef::new("active", Boolean, "Whether the account is enabled."),
+        // Always has a value in LastPass; a request without it means true (a new user) or
+        // unchanged (PUT).
+        AttrDef::new(
+            "active",
+            Boolean,
+            "Whether the account is enabled (default true).",
+        )
+        .required(),
         AttrDef::string("password", "Accepted and dropped.")
             .mutability(WriteOnly)
             .returned(Returned::Never),
@@ -377,11 +384,15 @@ const MEMBER_SUBS: &[AttrDef] = &[
     AttrDef::new("$ref", Reference, "The member's URI.")
         .case_exact()
         .mutability(Immutable)
-        .refs(&["User", "Group"]),
-    AttrDef::string("display", "The member's name.").mutability(Immutable),
-    AttrDef::string("type", "User or Group.")
+        .refs(&["User"]),
+    // Read-only and not returned: LastPass keeps no member label, and a member reads back as
+    // written. Accepted (and ignored) on input, as Okta sends it.
+    AttrDef::string("display", "The member's name (accepted, not stored).")
+        .mutability(ReadOnly)
+        .returned(Returned::Never),
+    AttrDef::string("type", "User (LastPass groups hold users only).")
         .mutability(Immutable)
-        .canonical(&["User", "Group"]),
+        .canonical(&["User"]),
 ];
 
 /// The core Group schema (RFC 7643 §4.2).

@@ -42,6 +42,37 @@ pub struct ApiKeyInfo {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The connections this key may use; `None`: every connection (and it may manage them).
     pub connections: Option<Vec<ConnectionId>>,
+    /// What the key is for: the REST API, or SCIM provisioning of one connection.
+    pub purpose: KeyPurpose,
+}
+
+/// What a key opens. The REST API refuses SCIM tokens and `/scim/v2` refuses REST API keys, so
+/// a token handed to an identity provider cannot drive the rest of the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyPurpose {
+    Api,
+    Scim,
+}
+
+impl KeyPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyPurpose::Api => "api",
+            KeyPurpose::Scim => "scim",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "api" => Ok(KeyPurpose::Api),
+            "scim" => Ok(KeyPurpose::Scim),
+            other => Err(StoreError::Corrupt {
+                field: "api key purpose",
+                reason: format!("unknown purpose {other:?}"),
+            }),
+        }
+    }
 }
 
 impl ApiKeyInfo {
@@ -65,6 +96,7 @@ struct Row {
     last_used_at: Option<i64>,
     revoked_at: Option<i64>,
     connections: Option<String>,
+    purpose: String,
 }
 
 impl Row {
@@ -86,12 +118,13 @@ impl Row {
                     })
                 })
                 .transpose()?,
+            purpose: KeyPurpose::parse(&self.purpose)?,
         })
     }
 }
 
 const COLUMNS: &str =
-    "id, name, read_only, hash, created_at, last_used_at, revoked_at, connections";
+    "id, name, read_only, hash, created_at, last_used_at, revoked_at, connections, purpose";
 
 /// Splits a presented key into its id and secret; `None` when it does not have the shape of
 /// a key (nothing is looked up then).
@@ -142,6 +175,32 @@ impl Store {
         read_only: bool,
         connections: Option<&[ConnectionId]>,
     ) -> Result<(ApiKeyInfo, Secret)> {
+        self.create_key(name, read_only, connections, KeyPurpose::Api)
+            .await
+    }
+
+    /// Creates a SCIM bearer token for one connection (read-write, refused by the REST API).
+    pub async fn create_scim_token(
+        &self,
+        name: &str,
+        connection: &ConnectionId,
+    ) -> Result<(ApiKeyInfo, Secret)> {
+        self.create_key(
+            name,
+            false,
+            Some(std::slice::from_ref(connection)),
+            KeyPurpose::Scim,
+        )
+        .await
+    }
+
+    async fn create_key(
+        &self,
+        name: &str,
+        read_only: bool,
+        connections: Option<&[ConnectionId]>,
+        purpose: KeyPurpose,
+    ) -> Result<(ApiKeyInfo, Secret)> {
         if connections.is_some_and(<[ConnectionId]>::is_empty) {
             return Err(InvalidValue::new(
                 "connections",
@@ -170,8 +229,8 @@ impl Store {
         for _ in 0..3 {
             let id = random_id();
             let inserted = with_pool!(self, p => sqlx::query(
-                "INSERT INTO api_keys (id, name, read_only, hash, created_at, connections) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO api_keys (id, name, read_only, hash, created_at, connections, purpose) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&id)
             .bind(name)
@@ -179,6 +238,7 @@ impl Store {
             .bind(&hash)
             .bind(now)
             .bind(&scope)
+            .bind(purpose.as_str())
             .execute(p)
             .await
             .map(|r| r.rows_affected()));
@@ -192,6 +252,7 @@ impl Store {
                         last_used_at: None,
                         revoked_at: None,
                         connections: connections.map(<[ConnectionId]>::to_vec),
+                        purpose,
                     };
                     let key = Secret::new(format!("{API_KEY_PREFIX}{id}_{}", secret.expose()));
                     return Ok((info, key));

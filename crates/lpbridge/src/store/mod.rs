@@ -32,6 +32,7 @@ mod api_keys;
 mod connections;
 mod coord;
 mod psa;
+pub mod scim;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -47,7 +48,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions as _, Connection as _};
 
-pub use api_keys::{API_KEY_PREFIX, ApiKeyInfo, TOUCH_INTERVAL};
+pub use api_keys::{API_KEY_PREFIX, ApiKeyInfo, KeyPurpose, TOUCH_INTERVAL};
 pub use connections::{
     Connection, ConnectionPatch, ConnectionSummary, NewConnection, validate_connection_id,
 };

@@ -181,6 +181,26 @@ impl From<FilterError> for ScimError {
 }
 
 impl Filter {
+    /// The value of a filter that is exactly `userName eq "x"` (any case, optionally with the
+    /// core User URN), lower-cased: the one-user lookup identity providers make.
+    pub fn user_name_eq(&self) -> Option<String> {
+        match self {
+            Filter::Attr {
+                path,
+                test: Test::Compare(CompareOp::Eq, CompValue::String(v)),
+            } if path.sub.is_none()
+                && path.name.eq_ignore_ascii_case("userName")
+                && path
+                    .urn
+                    .as_deref()
+                    .is_none_or(|u| u.eq_ignore_ascii_case(super::USER_SCHEMA)) =>
+            {
+                Some(v.to_lowercase())
+            }
+            _ => None,
+        }
+    }
+
     /// Parses a filter (e.g. the `filter` query parameter, already URL-decoded).
     pub fn parse(s: &str) -> Result<Self, FilterError> {
         parse::parse_filter(s)
