@@ -142,6 +142,8 @@ macro_rules! both {
 }
 
 both!(
+    scim_rows_have_unique_names_and_stable_ids,
+    scim_tokens_are_scoped_keys_with_their_own_purpose,
     migrations_are_idempotent_and_safe_to_race,
     connections_crud,
     provhash_is_encrypted_at_rest_and_bound_to_its_row,
@@ -907,4 +909,146 @@ async fn psa_secrets_are_encrypted_at_rest_and_bound_to_their_row(fx: &Fixture) 
     assert!(e.is_err(), "{e:?}");
     assert!(s.get_psa_integration(&id("a")).await.unwrap().is_some());
     s.close().await;
+}
+
+async fn scim_rows_have_unique_names_and_stable_ids(fx: &Fixture) {
+    use lpbridge::store::scim::{ScimGroupRow, ScimUserRow};
+    let a = fx.open().await;
+    let b = fx.open().await; // another replica
+    let conn = ConnectionId::new("acme").unwrap();
+    let other = ConnectionId::new("other").unwrap();
+    let mut ann = ScimUserRow::new("Ann@Example.com");
+    ann.attributes = serde_json::json!({"userName": "Ann@Example.com", "title": "CFO"});
+    ann.external_id = Some("ext-1".into());
+    assert!(a.insert_scim_user(&conn, &ann).await.unwrap());
+    assert_eq!(ann.username, "ann@example.com");
+    // Same id, or same names on the same connection: refused; another connection may.
+    assert!(!b.insert_scim_user(&conn, &ann).await.unwrap());
+    assert!(
+        !b.insert_scim_user(&conn, &ScimUserRow::new("ann@example.com"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        b.insert_scim_user(&other, &ScimUserRow::new("ann@example.com"))
+            .await
+            .unwrap()
+    );
+    let got = b.scim_user(&conn, &ann.id).await.unwrap().unwrap();
+    assert_eq!(got.attributes["title"], "CFO");
+    assert_eq!(got.external_id.as_deref(), Some("ext-1"));
+    assert_eq!(
+        b.scim_user_by_user_name(&conn, "ANN@example.COM")
+            .await
+            .unwrap()
+            .map(|r| r.id),
+        Some(ann.id.clone())
+    );
+    // A pending e-mail change is found by either name.
+    let mut moved = got.clone();
+    moved.pending_username = Some("ann.new@example.com".into());
+    moved.user_name = "ann.new@example.com".into();
+    assert!(a.update_scim_user(&conn, &moved).await.unwrap());
+    assert_eq!(
+        a.scim_user_by_lastpass_name(&conn, "ann.new@example.com")
+            .await
+            .unwrap()
+            .map(|r| r.id),
+        Some(ann.id.clone())
+    );
+    assert_eq!(
+        a.scim_user_by_lastpass_name(&conn, "ann@example.com")
+            .await
+            .unwrap()
+            .map(|r| r.id),
+        Some(ann.id.clone())
+    );
+    // Rows for LastPass users seen for the first time: existing ones keep their ids.
+    a.ensure_scim_users(&conn, &["bob@example.com".into(), "ann@example.com".into()])
+        .await
+        .unwrap();
+    let all = b.scim_users(&conn).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().any(|r| r.id == ann.id));
+    let bob = all
+        .iter()
+        .find(|r| r.username == "bob@example.com")
+        .unwrap();
+    assert_ne!(bob.id, ann.id);
+    assert_eq!(bob.id.len(), 36, "a UUID");
+    // Taking another row's userName is refused, not half-applied.
+    let mut clash = bob.clone();
+    clash.user_name = "ann.new@example.com".into();
+    assert!(!a.update_scim_user(&conn, &clash).await.unwrap());
+    assert_eq!(
+        b.scim_user(&conn, &bob.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .user_name,
+        "bob@example.com"
+    );
+    assert!(a.delete_scim_user(&conn, &bob.id).await.unwrap());
+    assert!(!a.delete_scim_user(&conn, &bob.id).await.unwrap());
+    assert!(b.scim_user(&conn, &bob.id).await.unwrap().is_none());
+
+    // Groups: names unique per connection, case-insensitively.
+    let sales = ScimGroupRow::new("Sales");
+    assert!(a.insert_scim_group(&conn, &sales).await.unwrap());
+    assert!(
+        !b.insert_scim_group(&conn, &ScimGroupRow::new("SALES"))
+            .await
+            .unwrap()
+    );
+    a.ensure_scim_groups(&conn, &["sales".into(), "IT".into()])
+        .await
+        .unwrap();
+    let groups = b.scim_groups(&conn).await.unwrap();
+    assert_eq!(groups.len(), 2);
+    let mut renamed = b.scim_group(&conn, &sales.id).await.unwrap().unwrap();
+    renamed.display_name = "it".into();
+    assert!(
+        !a.update_scim_group(&conn, &renamed).await.unwrap(),
+        "IT is taken"
+    );
+    renamed.display_name = "Sales EMEA".into();
+    assert!(a.update_scim_group(&conn, &renamed).await.unwrap());
+    assert_eq!(
+        b.scim_group(&conn, &sales.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name,
+        "Sales EMEA"
+    );
+    assert!(a.delete_scim_group(&conn, &sales.id).await.unwrap());
+    assert!(b.scim_group(&conn, &sales.id).await.unwrap().is_none());
+}
+
+async fn scim_tokens_are_scoped_keys_with_their_own_purpose(fx: &Fixture) {
+    use lpbridge::store::KeyPurpose;
+    let a = fx.open().await;
+    let conn = ConnectionId::new("acme").unwrap();
+    let (info, token) = a.create_scim_token("okta", &conn).await.unwrap();
+    assert_eq!(info.purpose, KeyPurpose::Scim);
+    assert_eq!(info.connections.as_deref(), Some(&[conn.clone()][..]));
+    let seen = a.verify_api_key(token.expose()).await.unwrap().unwrap();
+    assert_eq!(seen.purpose, KeyPurpose::Scim);
+    let (_, key) = a.create_api_key("ci", false).await.unwrap();
+    assert_eq!(
+        a.verify_api_key(key.expose())
+            .await
+            .unwrap()
+            .unwrap()
+            .purpose,
+        KeyPurpose::Api
+    );
+    let listed = a.list_api_keys().await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|k| k.purpose == KeyPurpose::Scim)
+            .count(),
+        1
+    );
 }

@@ -337,8 +337,285 @@ fn components() -> Map<String, Value> {
     m
 }
 
+/// The `/scim/v2` operations: (method, path, id, summary, request body, success status, answer).
+const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&str>)] = &[
+    (
+        "get",
+        "/Users",
+        "scim_list_users",
+        "List or filter users (filter, startIndex, count, attributes, excludedAttributes)",
+        None,
+        "200",
+        Some("ScimListResponse"),
+    ),
+    (
+        "post",
+        "/Users",
+        "scim_create_user",
+        "Create a user (batchadd: LastPass invites them; a password is accepted and dropped)",
+        Some("ScimUser"),
+        "201",
+        Some("ScimUser"),
+    ),
+    (
+        "post",
+        "/Users/.search",
+        "scim_search_users",
+        "Search users with a SearchRequest body",
+        Some("ScimSearchRequest"),
+        "200",
+        Some("ScimListResponse"),
+    ),
+    (
+        "get",
+        "/Users/{id}",
+        "scim_get_user",
+        "One user",
+        None,
+        "200",
+        Some("ScimUser"),
+    ),
+    (
+        "put",
+        "/Users/{id}",
+        "scim_replace_user",
+        "Replace a user (updateuser, enableuser/disableuser, updateemail)",
+        Some("ScimUser"),
+        "200",
+        Some("ScimUser"),
+    ),
+    (
+        "patch",
+        "/Users/{id}",
+        "scim_patch_user",
+        "Patch a user (RFC 7644 §3.5.2 with the identity providers' quirks)",
+        Some("ScimPatchOp"),
+        "200",
+        Some("ScimUser"),
+    ),
+    (
+        "delete",
+        "/Users/{id}",
+        "scim_delete_user",
+        "Delete a user (deluser with scim_delete_action, deactivate by default)",
+        None,
+        "204",
+        None,
+    ),
+    (
+        "get",
+        "/Groups",
+        "scim_list_groups",
+        "List or filter groups",
+        None,
+        "200",
+        Some("ScimListResponse"),
+    ),
+    (
+        "post",
+        "/Groups",
+        "scim_create_group",
+        "Create a group (kept by lpbridge until it has members)",
+        Some("ScimGroup"),
+        "201",
+        Some("ScimGroup"),
+    ),
+    (
+        "post",
+        "/Groups/.search",
+        "scim_search_groups",
+        "Search groups with a SearchRequest body",
+        Some("ScimSearchRequest"),
+        "200",
+        Some("ScimListResponse"),
+    ),
+    (
+        "get",
+        "/Groups/{id}",
+        "scim_get_group",
+        "One group",
+        None,
+        "200",
+        Some("ScimGroup"),
+    ),
+    (
+        "put",
+        "/Groups/{id}",
+        "scim_replace_group",
+        "Replace a group (a rename moves every member)",
+        Some("ScimGroup"),
+        "200",
+        Some("ScimGroup"),
+    ),
+    (
+        "patch",
+        "/Groups/{id}",
+        "scim_patch_group",
+        "Patch a group's name or members (batchchangegrp)",
+        Some("ScimPatchOp"),
+        "200",
+        Some("ScimGroup"),
+    ),
+    (
+        "delete",
+        "/Groups/{id}",
+        "scim_delete_group",
+        "Delete a group (every membership is removed)",
+        None,
+        "204",
+        None,
+    ),
+    (
+        "post",
+        "/.search",
+        "scim_search_all",
+        "Search users and groups together",
+        Some("ScimSearchRequest"),
+        "200",
+        Some("ScimListResponse"),
+    ),
+    (
+        "get",
+        "/ServiceProviderConfig",
+        "scim_service_provider_config",
+        "What this provider supports",
+        None,
+        "200",
+        None,
+    ),
+    (
+        "get",
+        "/ResourceTypes",
+        "scim_resource_types",
+        "User and Group",
+        None,
+        "200",
+        Some("ScimListResponse"),
+    ),
+    (
+        "get",
+        "/ResourceTypes/{id}",
+        "scim_resource_type",
+        "One resource type",
+        None,
+        "200",
+        None,
+    ),
+    (
+        "get",
+        "/Schemas",
+        "scim_schemas",
+        "The User, EnterpriseUser and Group schemas",
+        None,
+        "200",
+        Some("ScimListResponse"),
+    ),
+    (
+        "get",
+        "/Schemas/{id}",
+        "scim_schema",
+        "One schema by URN",
+        None,
+        "200",
+        None,
+    ),
+];
+
+fn scim_operation(
+    &(_, path, id, summary, body, ok, answer): &(
+        &str,
+        &str,
+        &str,
+        &str,
+        Option<&str>,
+        &str,
+        Option<&str>,
+    ),
+) -> Value {
+    let scim = |schema: Value| json!({"application/scim+json": {"schema": schema}});
+    let r = |n: &str| json!({"$ref": format!("#/components/schemas/{n}")});
+    let params: Vec<Value> = path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .chain(
+            ["filter", "startIndex", "count", "attributes", "excludedAttributes"]
+                .iter()
+                .filter(|q| {
+                    path.ends_with("/Users") || path.ends_with("/Groups") || {
+                        // Single-resource reads and writes take the projection parameters.
+                        path.ends_with("{id}") && q.ends_with("ttributes")
+                    }
+                })
+                .map(|q| json!({"name": q, "in": "query", "required": false, "schema": {"type": "string"}})),
+        )
+        .collect();
+    let mut responses = Map::new();
+    let ok_body = match answer {
+        Some(n) => json!({"description": "OK", "content": scim(r(n))}),
+        None if ok == "204" => json!({"description": "No content"}),
+        None => json!({"description": "OK", "content": scim(json!({"type": "object"}))}),
+    };
+    responses.insert(ok.into(), ok_body);
+    for (code, what) in [
+        (
+            "400",
+            "invalidFilter, invalidSyntax, invalidPath, noTarget, invalidValue or mutability",
+        ),
+        ("401", "No, unknown, revoked or non-SCIM bearer token"),
+        ("404", "No such resource"),
+        ("409", "uniqueness: the userName or group name is taken"),
+        ("413", "Body over the size limit"),
+    ] {
+        responses.insert(
+            code.into(),
+            json!({"description": what, "content": scim(r("ScimError"))}),
+        );
+    }
+    let mut o = json!({
+        "operationId": id,
+        "summary": summary,
+        "tags": ["SCIM"],
+        "parameters": params,
+        "responses": responses,
+        "security": [{"scimBearer": []}],
+    });
+    if let Some(b) = body {
+        o["requestBody"] = json!({"required": true, "content": scim(r(b))});
+    }
+    o
+}
+
+fn scim_components(m: &mut Map<String, Value>) {
+    m.insert("ScimUser".into(), json!({"type": "object", "description": "RFC 7643 §4.1 User (with the enterprise extension under its URN); GET /scim/v2/Schemas has every attribute.",
+        "required": ["userName"], "properties": {"schemas": {"type": "array", "items": {"type": "string"}}, "id": {"type": "string", "readOnly": true},
+            "externalId": {"type": "string"}, "userName": {"type": "string"}, "name": {"type": "object"}, "displayName": {"type": "string"},
+            "active": {"type": "boolean"}, "emails": {"type": "array", "items": {"type": "object"}}, "groups": {"type": "array", "readOnly": true, "items": {"type": "object"}},
+            "password": {"type": "string", "writeOnly": true}, "meta": {"type": "object", "readOnly": true}}}));
+    m.insert("ScimGroup".into(), json!({"type": "object", "description": "RFC 7643 §4.2 Group.", "required": ["displayName"],
+        "properties": {"schemas": {"type": "array", "items": {"type": "string"}}, "id": {"type": "string", "readOnly": true}, "externalId": {"type": "string"},
+            "displayName": {"type": "string"}, "members": {"type": "array", "items": {"type": "object", "properties": {"value": {"type": "string"}, "$ref": {"type": "string"}, "type": {"type": "string", "enum": ["User"]}}}},
+            "meta": {"type": "object", "readOnly": true}}}));
+    m.insert("ScimListResponse".into(), json!({"type": "object", "required": ["schemas", "totalResults", "Resources"],
+        "properties": {"schemas": {"type": "array", "items": {"type": "string"}}, "totalResults": {"type": "integer"}, "startIndex": {"type": "integer"},
+            "itemsPerPage": {"type": "integer"}, "Resources": {"type": "array", "items": {"type": "object"}}}}));
+    m.insert("ScimPatchOp".into(), json!({"type": "object", "required": ["Operations"],
+        "properties": {"schemas": {"type": "array", "items": {"type": "string"}}, "Operations": {"type": "array", "items": {"type": "object", "required": ["op"],
+            "properties": {"op": {"type": "string", "description": "add, remove or replace (any case)"}, "path": {"type": "string"}, "value": {}}}}}}));
+    m.insert("ScimSearchRequest".into(), json!({"type": "object", "properties": {"schemas": {"type": "array", "items": {"type": "string"}}, "filter": {"type": "string"},
+        "startIndex": {"type": "integer"}, "count": {"type": "integer"}, "attributes": {"type": "array", "items": {"type": "string"}}, "excludedAttributes": {"type": "array", "items": {"type": "string"}}}}));
+    m.insert("ScimError".into(), json!({"type": "object", "description": "RFC 7644 §3.12; `status` is a string.", "required": ["schemas", "status"],
+        "properties": {"schemas": {"type": "array", "items": {"type": "string"}}, "status": {"type": "string"}, "scimType": {"type": "string"}, "detail": {"type": "string"}}}));
+}
+
 fn build() -> Value {
     let mut paths: Map<String, Value> = Map::new();
+    for op in SCIM_OPERATIONS {
+        let entry = paths
+            .entry(format!("{}{}", crate::scim::routes::PREFIX, op.1))
+            .or_insert_with(|| json!({}));
+        entry[op.0] = scim_operation(op);
+    }
     for op in OPERATIONS {
         let entry = paths.entry(op.path).or_insert_with(|| json!({}));
         entry[op.method] = operation(op);
@@ -349,6 +626,8 @@ fn build() -> Value {
             json!({"post": action_operation(a)}),
         );
     }
+    let mut schemas = components();
+    scim_components(&mut schemas);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -359,10 +638,11 @@ fn build() -> Value {
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "paths": paths,
         "components": {
-            "schemas": components(),
+            "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "basic": {"type": "http", "scheme": "basic", "description": "The API key as the username, empty password."},
+                "scimBearer": {"type": "http", "scheme": "bearer", "description": "A SCIM token from `lpbridge scim token create` (selects the connection; /scim/v2 only)."},
             },
         },
     })

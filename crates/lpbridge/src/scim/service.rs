@@ -598,12 +598,19 @@ impl Provider {
             .scim_user_by_user_name(self.id(), &user_name)
             .await
             .map_err(db)?
-            .filter(|r| r.deleted_at.is_none() && r.username != key)
+            .filter(|r| r.username != key)
         {
-            return Err(ScimError::uniqueness(format!(
-                "a User with userName {user_name:?} exists (id {})",
-                other.id
-            )));
+            if other.deleted_at.is_none() {
+                return Err(ScimError::uniqueness(format!(
+                    "a User with userName {user_name:?} exists (id {})",
+                    other.id
+                )));
+            }
+            // Deleted through SCIM with another e-mail: the name is free again.
+            self.store
+                .delete_scim_user(self.id(), &other.id)
+                .await
+                .map_err(db)?;
         }
         let existing = self
             .store
@@ -769,13 +776,9 @@ impl Provider {
         // LastPass's e-mail follows userName only while userName is that e-mail.
         let email_form = row.user_name == row.username
             || row.pending_username.as_deref() == Some(row.user_name.as_str());
+        // A login name that is not an e-mail leaves LastPass's e-mail as it is.
         let new_email = if renamed && email_form {
-            Some(Email::parse(&new_name).map_err(|e| {
-                ScimError::invalid_value(format!(
-                    "userName {new_name:?} is not an e-mail address LastPass accepts: {}",
-                    e.reason
-                ))
-            })?)
+            Email::parse(&new_name).ok()
         } else {
             None
         };
@@ -929,7 +932,7 @@ impl Provider {
     /// The user is gone for SCIM afterwards, whatever LastPass keeps.
     pub async fn delete_user(&self, id: &str) -> Result<()> {
         let _guard = self.write_lock.lock().await;
-        let (mut row, live, current) = self.load_user(id).await?;
+        let (mut row, live, _) = self.load_user(id).await?;
         let email = match &live {
             Live::User(u) => u.username.clone(),
             _ => row.username.clone(),
@@ -944,7 +947,6 @@ impl Provider {
             self.conn.distrust_directory().await;
             return Err(lp(e));
         }
-        let _ = current;
         let key = email.as_str().to_owned();
         match action {
             DeleteAction::Deactivate => {
@@ -1119,11 +1121,23 @@ impl Provider {
         Ok(self.load_group(id).await?.2)
     }
 
-    /// Member ids of a resource → usernames (lower-cased), refusing unknown ids.
+    /// Member ids of a resource → usernames (lower-cased); unknown ids are skipped.
     async fn member_usernames(&self, resource: &Value) -> Result<BTreeSet<String>> {
         let Some(members) = resource.get("members").and_then(Value::as_array) else {
             return Ok(BTreeSet::new());
         };
+        if members.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let by_id: HashMap<String, ScimUserRow> = self
+            .store
+            .scim_users(self.id())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .filter(|r| r.deleted_at.is_none())
+            .map(|r| (r.id.clone(), r))
+            .collect();
         let mut out = BTreeSet::new();
         for m in members {
             if m.get("type")
@@ -1139,20 +1153,16 @@ impl Provider {
             };
             // An unknown id is skipped, not refused: identity providers replay membership
             // lists that may name users already gone (scim-sanity expects 200 here too).
-            match self
-                .store
-                .scim_user(self.id(), id)
-                .await
-                .map_err(db)?
-                .filter(|r| r.deleted_at.is_none())
-            {
+            match by_id.get(id) {
                 Some(row) => {
-                    out.insert(row.username);
+                    out.insert(row.username.clone());
                 }
-                None => tracing::info!(
-                    member = id,
-                    "SCIM group member is not a known User; skipped"
-                ),
+                None => {
+                    tracing::info!(
+                        member = id,
+                        "SCIM group member is not a known User; skipped"
+                    )
+                }
             }
         }
         Ok(out)
