@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
@@ -278,11 +278,91 @@ impl<T: Clone> Cached<T> {
     }
 }
 
+/// The store versions a slot accounts for: every version up to `known`, plus this replica's own
+/// writes above it (a write's bump and the requests that see it race).
+#[derive(Debug)]
+struct Versions {
+    /// `i64::MIN`: nothing seen yet.
+    known: i64,
+    own: std::collections::BTreeSet<i64>,
+    in_flight: u32,
+    /// The highest version seen while own writes were in flight and not yet accounted for.
+    pending: i64,
+}
+
+impl Default for Versions {
+    fn default() -> Self {
+        Self {
+            known: i64::MIN,
+            own: Default::default(),
+            in_flight: 0,
+            pending: i64::MIN,
+        }
+    }
+}
+
+impl Versions {
+    /// Moves `known` up over this replica's own versions.
+    fn absorb(&mut self) {
+        while self.own.remove(&(self.known + 1)) {
+            self.known += 1;
+        }
+        let known = self.known;
+        self.own.retain(|&x| x > known);
+    }
+
+    /// Whether seeing `version` means someone else wrote (invalidate).
+    fn observe(&mut self, version: i64) -> bool {
+        if self.known == i64::MIN {
+            self.known = version;
+            return false;
+        }
+        self.absorb();
+        if version <= self.known {
+            return false;
+        }
+        if self.in_flight > 0 {
+            // Perhaps our own write's version, not yet recorded: decided at `end_write`.
+            self.pending = self.pending.max(version);
+            return false;
+        }
+        self.known = version;
+        self.absorb();
+        true
+    }
+
+    fn end_write(&mut self, version: Option<i64>) -> bool {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(v) = version {
+            if self.known == i64::MIN {
+                self.known = v;
+            } else if v > self.known {
+                self.own.insert(v);
+            }
+        }
+        self.absorb();
+        if self.in_flight > 0 {
+            return false;
+        }
+        // Every own write is recorded: a version above them is someone else's.
+        let top = self
+            .pending
+            .max(self.own.last().copied().unwrap_or(i64::MIN));
+        self.pending = i64::MIN;
+        if top > self.known {
+            self.known = top;
+            self.own.clear();
+            return true;
+        }
+        false
+    }
+}
+
 struct Slot {
     directory: Cached<Directory>,
     folders: Cached<Vec<SharedFolder>>,
-    /// The store's `directory_version` this slot's contents belong to (`i64::MIN`: not yet seen).
-    version: AtomicI64,
+    /// Which store `directory_version`s this slot's contents account for.
+    version: Mutex<Versions>,
 }
 
 impl Slot {
@@ -297,7 +377,7 @@ impl Default for Slot {
         Self {
             directory: Cached::default(),
             folders: Cached::default(),
-            version: AtomicI64::new(i64::MIN),
+            version: Mutex::new(Versions::default()),
         }
     }
 }
@@ -390,25 +470,38 @@ impl Snapshots {
     }
 
     /// Compares the store's `directory_version` (read with the connection on every request)
-    /// with the one this snapshot belongs to: another replica's write invalidates it here.
+    /// with the ones this snapshot accounts for: another replica's write invalidates it here.
+    /// Versions only grow, so a stale read (older than what is known) says nothing.
     pub fn observe_version(&self, conn: &ConnectionId, version: i64) {
         let slot = self.slot(conn);
-        let seen = slot.version.swap(version, Ordering::AcqRel);
-        if seen != version && seen != i64::MIN {
+        let mut v = slot.version.lock();
+        if v.observe(version) {
             slot.invalidate();
         }
     }
 
-    /// Records the version this replica's own write produced (its snapshot is already patched
-    /// or invalidated), so it does not count as someone else's change. A version that skips
-    /// one means another replica wrote since this one last looked: that change is not in the
-    /// snapshot, so it is invalidated.
-    pub fn own_version(&self, conn: &ConnectionId, version: i64) {
+    /// Before this replica bumps the connection's `directory_version` for its own write: until
+    /// [`end_write`](Self::end_write), a newer version seen on a request may be that write's.
+    pub fn begin_write(&self, conn: &ConnectionId) {
+        self.slot(conn).version.lock().in_flight += 1;
+    }
+
+    /// After the bump: records the version this replica's own write produced (its snapshot is
+    /// already patched or invalidated), so it does not count as someone else's change. Versions
+    /// nobody here produced mean another replica wrote: that change is not in the snapshot, so
+    /// it is invalidated.
+    pub fn end_write(&self, conn: &ConnectionId, version: Option<i64>) {
         let slot = self.slot(conn);
-        let seen = slot.version.swap(version, Ordering::AcqRel);
-        if seen != version.wrapping_sub(1) && seen != i64::MIN {
+        let mut v = slot.version.lock();
+        if v.end_write(version) {
             slot.invalidate();
         }
+    }
+
+    /// [`begin_write`](Self::begin_write) and [`end_write`](Self::end_write) at once.
+    pub fn own_version(&self, conn: &ConnectionId, version: i64) {
+        self.begin_write(conn);
+        self.end_write(conn, Some(version));
     }
 
     /// Drops a removed connection's slot.
@@ -525,6 +618,45 @@ mod tests {
             *cache.get::<(), _>(ttl, || async { Ok(3) }).await.unwrap(),
             3,
             "the pre-write sweep is not served afterwards"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_that_sees_our_write_before_we_record_it_does_not_invalidate() {
+        let snaps = Snapshots::new(Duration::from_secs(60));
+        let id = ConnectionId::new("c").unwrap();
+        snaps.observe_version(&id, 3);
+        let slot = snaps.slot(&id);
+        let ttl = Duration::from_secs(60);
+        slot.directory
+            .get::<(), _>(ttl, || async { Ok(Directory::default()) })
+            .await
+            .unwrap();
+        // Two concurrent writes here bump to 4 and 5; requests see 5, then a stale 3.
+        snaps.begin_write(&id);
+        snaps.begin_write(&id);
+        snaps.observe_version(&id, 5);
+        snaps.observe_version(&id, 3);
+        snaps.end_write(&id, Some(5));
+        assert!(
+            slot.directory.fresh(ttl).is_some(),
+            "5 is ours, 4 in flight"
+        );
+        snaps.end_write(&id, Some(4));
+        assert!(slot.directory.fresh(ttl).is_some(), "both ours");
+        snaps.observe_version(&id, 5);
+        assert!(slot.directory.fresh(ttl).is_some());
+        // A version seen during our write that is not ours: someone else wrote.
+        snaps.begin_write(&id);
+        snaps.observe_version(&id, 7);
+        assert!(
+            slot.directory.fresh(ttl).is_some(),
+            "undecided while in flight"
+        );
+        snaps.end_write(&id, Some(6));
+        assert!(
+            slot.directory.fresh(ttl).is_none(),
+            "7 was another replica's"
         );
     }
 

@@ -283,10 +283,11 @@ impl Conn {
     /// staleness until the TTL, so it is logged, not returned.
     pub async fn announce_write(&self) {
         let Some(store) = &self.store else { return };
+        self.snapshots.begin_write(&self.id);
         match store.bump_directory_version(&self.id).await {
-            Ok(Some(v)) => self.snapshots.own_version(&self.id, v),
-            Ok(None) => {}
+            Ok(v) => self.snapshots.end_write(&self.id, v),
             Err(e) => {
+                self.snapshots.end_write(&self.id, None);
                 tracing::warn!(connection = %self.id, error = %e, "cannot record a directory change")
             }
         }
