@@ -1056,6 +1056,14 @@ impl Provider {
         Ok(rows)
     }
 
+    /// Every LastPass member of the group `name` (lower-cased usernames), shown by SCIM or not.
+    fn lastpass_members(dir: &Directory, name: &str) -> BTreeSet<String> {
+        dir.groups
+            .get(name)
+            .map(|m| m.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Members of the group `name` as (user id, username), sorted by username.
     fn members_of(
         dir: &Directory,
@@ -1282,9 +1290,18 @@ impl Provider {
         let before = self.member_usernames(current).await?;
         let after = self.member_usernames(&next).await?;
         let old = row.display_name.clone();
+        // LastPass may hold members SCIM does not show (users deleted through SCIM but kept,
+        // deactivated): a rename moves them too, or the old name would live on.
+        let hidden: BTreeSet<String> = Self::lastpass_members(dir, &old)
+            .difference(&before)
+            .cloned()
+            .collect();
         let mut changes: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
-        for u in before.union(&after) {
-            let (was, is) = (before.contains(u), after.contains(u));
+        for u in before.union(&after).chain(hidden.iter()) {
+            let (was, is) = (
+                before.contains(u) || hidden.contains(u),
+                after.contains(u) || hidden.contains(u),
+            );
             let mut add = Vec::new();
             let mut del = Vec::new();
             if renamed {
@@ -1333,7 +1350,9 @@ impl Provider {
     pub async fn delete_group(&self, id: &str) -> Result<()> {
         let _guard = self.write_lock.lock().await;
         let (row, dir, current) = self.load_group(id).await?;
-        let members = self.member_usernames(&current).await?;
+        let mut members = self.member_usernames(&current).await?;
+        // Members SCIM does not show are removed too, or the group would come back.
+        members.extend(Self::lastpass_members(&dir, &row.display_name));
         let changes = members
             .into_iter()
             .map(|u| (u, Vec::new(), vec![row.display_name.clone()]))
@@ -1356,7 +1375,8 @@ impl Provider {
         if changes.is_empty() {
             return Ok(());
         }
-        let exists = |g: &str| dir.groups.keys().any(|k| k.eq_ignore_ascii_case(g));
+        // LastPass group names are matched exactly: a case-only rename is a new group.
+        let exists = |g: &str| dir.groups.contains_key(g);
         let mut plain = Vec::new();
         let mut creating = Vec::new();
         let mut final_groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -1364,12 +1384,10 @@ impl Provider {
             let email = Email::parse(user)
                 .map_err(|e| ScimError::internal(format!("username {user:?}: {}", e.reason)))?;
             let current: Vec<String> = dir.user(user).map(|u| u.groups.clone()).unwrap_or_default();
-            let mut groups: Vec<String> = current
-                .into_iter()
-                .filter(|g| !del.iter().any(|d| d.eq_ignore_ascii_case(g)))
-                .collect();
+            let mut groups: Vec<String> =
+                current.into_iter().filter(|g| !del.contains(g)).collect();
             for a in add {
-                if !groups.iter().any(|g| g.eq_ignore_ascii_case(a)) {
+                if !groups.contains(a) {
                     groups.push(a.clone());
                 }
             }
