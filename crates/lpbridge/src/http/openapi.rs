@@ -337,9 +337,19 @@ fn components() -> Map<String, Value> {
     m
 }
 
-/// The `/scim/v2` operations: (method, path, id, summary, request body, success status, answer).
-const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&str>)] = &[
-    (
+/// One `/scim/v2` operation: method, path, id, summary, request body, success status, answer.
+struct ScimOp(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    Option<&'static str>,
+);
+
+const SCIM_OPERATIONS: &[ScimOp] = &[
+    ScimOp(
         "get",
         "/Users",
         "scim_list_users",
@@ -348,7 +358,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimListResponse"),
     ),
-    (
+    ScimOp(
         "post",
         "/Users",
         "scim_create_user",
@@ -357,7 +367,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "201",
         Some("ScimUser"),
     ),
-    (
+    ScimOp(
         "post",
         "/Users/.search",
         "scim_search_users",
@@ -366,7 +376,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimListResponse"),
     ),
-    (
+    ScimOp(
         "get",
         "/Users/{id}",
         "scim_get_user",
@@ -375,7 +385,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimUser"),
     ),
-    (
+    ScimOp(
         "put",
         "/Users/{id}",
         "scim_replace_user",
@@ -384,7 +394,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimUser"),
     ),
-    (
+    ScimOp(
         "patch",
         "/Users/{id}",
         "scim_patch_user",
@@ -393,7 +403,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimUser"),
     ),
-    (
+    ScimOp(
         "delete",
         "/Users/{id}",
         "scim_delete_user",
@@ -402,7 +412,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "204",
         None,
     ),
-    (
+    ScimOp(
         "get",
         "/Groups",
         "scim_list_groups",
@@ -411,7 +421,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimListResponse"),
     ),
-    (
+    ScimOp(
         "post",
         "/Groups",
         "scim_create_group",
@@ -420,7 +430,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "201",
         Some("ScimGroup"),
     ),
-    (
+    ScimOp(
         "post",
         "/Groups/.search",
         "scim_search_groups",
@@ -429,7 +439,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimListResponse"),
     ),
-    (
+    ScimOp(
         "get",
         "/Groups/{id}",
         "scim_get_group",
@@ -438,7 +448,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimGroup"),
     ),
-    (
+    ScimOp(
         "put",
         "/Groups/{id}",
         "scim_replace_group",
@@ -447,7 +457,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimGroup"),
     ),
-    (
+    ScimOp(
         "patch",
         "/Groups/{id}",
         "scim_patch_group",
@@ -456,7 +466,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimGroup"),
     ),
-    (
+    ScimOp(
         "delete",
         "/Groups/{id}",
         "scim_delete_group",
@@ -465,7 +475,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "204",
         None,
     ),
-    (
+    ScimOp(
         "post",
         "/.search",
         "scim_search_all",
@@ -474,7 +484,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimListResponse"),
     ),
-    (
+    ScimOp(
         "get",
         "/ServiceProviderConfig",
         "scim_service_provider_config",
@@ -483,7 +493,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         None,
     ),
-    (
+    ScimOp(
         "get",
         "/ResourceTypes",
         "scim_resource_types",
@@ -492,7 +502,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimListResponse"),
     ),
-    (
+    ScimOp(
         "get",
         "/ResourceTypes/{id}",
         "scim_resource_type",
@@ -501,7 +511,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         None,
     ),
-    (
+    ScimOp(
         "get",
         "/Schemas",
         "scim_schemas",
@@ -510,7 +520,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
         "200",
         Some("ScimListResponse"),
     ),
-    (
+    ScimOp(
         "get",
         "/Schemas/{id}",
         "scim_schema",
@@ -521,17 +531,7 @@ const SCIM_OPERATIONS: &[(&str, &str, &str, &str, Option<&str>, &str, Option<&st
     ),
 ];
 
-fn scim_operation(
-    &(_, path, id, summary, body, ok, answer): &(
-        &str,
-        &str,
-        &str,
-        &str,
-        Option<&str>,
-        &str,
-        Option<&str>,
-    ),
-) -> Value {
+fn scim_operation(&ScimOp(_, path, id, summary, body, ok, answer): &ScimOp) -> Value {
     let scim = |schema: Value| json!({"application/scim+json": {"schema": schema}});
     let r = |n: &str| json!({"$ref": format!("#/components/schemas/{n}")});
     let params: Vec<Value> = path

@@ -246,6 +246,19 @@ fn active_of(resource: &Value) -> bool {
         .unwrap_or(true)
 }
 
+/// Records a written resource in its row.
+fn record(row: &mut ScimUserRow, user_name: &str, fullname: &str, active: bool, resource: &Value) {
+    row.user_name = user_name.to_lowercase();
+    row.fullname = Some(fullname.to_owned());
+    row.active = active;
+    row.external_id = resource
+        .get("externalId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    row.attributes = stored_part(resource);
+    row.updated_at = Utc::now();
+}
+
 /// What is kept in `scim_users.attributes`: the resource minus what LastPass or the row holds.
 fn stored_part(resource: &Value) -> Value {
     let mut copy = resource.clone();
@@ -472,6 +485,29 @@ impl Provider {
         v
     }
 
+    /// The resource of a row and its LastPass state, with its groups' ids.
+    async fn render_user(&self, row: &ScimUserRow, live: &Live) -> Result<Value> {
+        let names: Vec<&String> = live.groups().iter().collect();
+        let groups = self.group_rows(&names).await?;
+        Ok(self.user_resource(row, live, &groups))
+    }
+
+    /// Patches an account's name and status into the snapshot after lpbridge wrote them.
+    fn patch_account(&self, live: Live, fullname: String, active: bool) -> Live {
+        match live {
+            Live::User(mut u) => {
+                u.fullname = fullname;
+                u.disabled = !active;
+                let copy = (*u).clone();
+                self.conn
+                    .snapshots
+                    .modify_directory(self.id(), move |d| d.upsert(copy));
+                Live::User(u)
+            }
+            other => other,
+        }
+    }
+
     /// A user by id: its row, LastPass state and resource; 404 when either is gone.
     async fn load_user(&self, id: &str) -> Result<(ScimUserRow, Live, Value)> {
         let not_found = || ScimError::not_found(format!("no User with id {id:?}"));
@@ -486,9 +522,7 @@ impl Provider {
         if !live.exists() {
             return Err(not_found());
         }
-        let names: Vec<&String> = live.groups().iter().collect();
-        let groups = self.group_rows(&names).await?;
-        let resource = self.user_resource(&row, &live, &groups);
+        let resource = self.render_user(&row, &live).await?;
         Ok((row, live, resource))
     }
 
@@ -533,11 +567,7 @@ impl Provider {
                             .await
                             .map_err(db)?
                         {
-                            Some(row) => {
-                                let names: Vec<&String> = live.groups().iter().collect();
-                                let groups = self.group_rows(&names).await?;
-                                vec![self.user_resource(&row, &live, &groups)]
-                            }
+                            Some(row) => vec![self.render_user(&row, &live).await?],
                             None => Vec::new(),
                         }
                     }
@@ -677,15 +707,7 @@ impl Provider {
             self.conn.distrust_directory().await;
             return Err(e);
         }
-        row.user_name = user_name.to_lowercase();
-        row.fullname = Some(fullname.clone());
-        row.active = active;
-        row.external_id = resource
-            .get("externalId")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        row.attributes = stored_part(&resource);
-        row.updated_at = Utc::now();
+        record(&mut row, &user_name, &fullname, active, &resource);
         let saved = if is_new {
             self.store.insert_scim_user(self.id(), &row).await
         } else {
@@ -708,20 +730,10 @@ impl Provider {
                     .modify_directory(self.id(), move |d| d.upsert(u));
                 Live::Invited { groups: Vec::new() }
             }
-            Live::User(mut u) => {
-                u.fullname = fullname;
-                u.disabled = !active;
-                let copy = (*u).clone();
-                self.conn
-                    .snapshots
-                    .modify_directory(self.id(), move |d| d.upsert(copy));
-                Live::User(u)
-            }
+            user => self.patch_account(user, fullname, active),
         };
         self.conn.announce_write().await;
-        let names: Vec<&String> = new_live.groups().iter().collect();
-        let groups = self.group_rows(&names).await?;
-        Ok(self.user_resource(&row, &new_live, &groups))
+        self.render_user(&row, &new_live).await
     }
 
     async fn update_fullname(&self, email: &Email, fullname: &str) -> Result<()> {
@@ -847,14 +859,7 @@ impl Provider {
             row.user_name = new_name.to_lowercase();
         }
         if written.is_ok() {
-            row.user_name = new_name.to_lowercase();
-            row.fullname = Some(fullname.clone());
-            row.active = active;
-            row.external_id = next
-                .get("externalId")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            row.attributes = stored_part(&next);
+            record(&mut row, &new_name, &fullname, active, &next);
         }
         row.updated_at = Utc::now();
         self.store
@@ -863,22 +868,9 @@ impl Provider {
             .map_err(db)?;
         // Saved what LastPass applied (the e-mail change) before reporting the failure.
         written?;
-        let new_live = match live {
-            Live::User(mut u) => {
-                u.fullname = fullname;
-                u.disabled = !active;
-                let copy = (*u).clone();
-                self.conn
-                    .snapshots
-                    .modify_directory(self.id(), move |d| d.upsert(copy));
-                Live::User(u)
-            }
-            other => other,
-        };
+        let new_live = self.patch_account(live, fullname, active);
         self.conn.announce_write().await;
-        let names: Vec<&String> = new_live.groups().iter().collect();
-        let groups = self.group_rows(&names).await?;
-        Ok(self.user_resource(&row, &new_live, &groups))
+        self.render_user(&row, &new_live).await
     }
 
     /// A new `userName` must be free in the store and, when LastPass's e-mail follows it, in
