@@ -240,7 +240,7 @@ pub struct CallStats {
         std::collections::BTreeMap<String, std::collections::BTreeMap<&'static str, u64>>,
 }
 
-fn outcome_of(status: Option<u16>) -> &'static str {
+pub(crate) fn outcome_of(status: Option<u16>) -> &'static str {
     match status {
         None => "transport",
         Some(200..=299) => "ok",
@@ -409,7 +409,7 @@ fn protocol_error(cmd: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
@@ -425,7 +425,7 @@ fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {

@@ -5,6 +5,9 @@
 //! - [`decode`]: the decoders themselves, usable on bytes already held.
 //! - [`Client`]: transport, envelope normalisation into one [`Error`], retries with backoff,
 //!   rate limiting, a concurrency cap, paged reads as streams.
+//! - [`rest`]: a separate client for the LastPass REST API (`api.lastpass.com/business/v1`,
+//!   `api-key` header), managed-companies part: companies, their users, asynchronous
+//!   requests, with its own [`rest::Error`].
 //!
 //! The client never knows whether it talks to the real service or to the sandbox.
 
@@ -15,6 +18,7 @@ pub mod error;
 mod lenient;
 mod limiter;
 pub mod model;
+pub mod rest;
 
 pub use client::{
     CallStats, Client, ClientConfig, CommandClass, Credentials, DEFAULT_ENDPOINT, RawCall,

@@ -41,18 +41,21 @@ impl From<FlagStyleArg> for FlagStyle {
 
 /// Run an offline emulator of the LastPass Enterprise API, with seed data, fault injection,
 /// simulated activity and a control API under /_sandbox, plus ConnectWise Manage (under /cw)
-/// and Autotask (under /autotask) emulators.
+/// and Autotask (under /autotask) emulators and the managed-companies part of the LastPass REST
+/// API (under /business/v1).
 ///
 /// The first line on stdout is one JSON object with the endpoints and credentials, e.g.
 /// {"lastpass":{"endpoint":"http://127.0.0.1:8787/enterpriseapi.php","cid":8771312,"provhash":"…"},
 ///  "connectwise":{"site":"http://127.0.0.1:8787/cw","company_id":"lpbridge","public_key":"…","private_key":"…","client_id":"…",…},
 ///  "autotask":{"discovery_url":"http://127.0.0.1:8787/autotask/atservicesrest","username":"…","secret":"…","integration_code":"…",…},
+///  "lastpass_rest":{"base_url":"http://127.0.0.1:8787/business/v1","api_key":"lpkey_…","cid":8771312,…},
 ///  "control":"http://127.0.0.1:8787/_sandbox"}
 ///
 /// Example:
 ///   lpbridge sandbox --users 500 --events 20000 --fault 'getuserdata:429:0.1' \
 ///       --fault '*:latency=50..200ms' --activity-per-hour 120 --state-file sandbox.json
 ///   lpbridge sandbox --listen 127.0.0.1:0 --psa-companies 500 --psa-contacts 2000 --psa-seed 3
+///   lpbridge sandbox --msp-companies 200 --msp-licenses 5000 --msp-fault 'users.add:429:0.2'
 #[derive(Debug, Clone, Args)]
 #[command(verbatim_doc_comment)]
 pub struct SandboxArgs {
@@ -130,6 +133,31 @@ pub struct SandboxArgs {
     /// [default: 10000, Autotask's].
     #[arg(long, value_name = "N")]
     pub autotask_hourly_limit: Option<u64>,
+
+    /// Managed companies seeded in the MSP account of the LastPass REST API emulator.
+    #[arg(long, default_value_t = crate::msp::DEFAULT_COMPANIES, value_name = "N")]
+    pub msp_companies: usize,
+    /// Users per seeded managed company (± 1).
+    #[arg(long, default_value_t = crate::msp::DEFAULT_USERS_PER_COMPANY, value_name = "N")]
+    pub msp_users: usize,
+    /// Seeded managed companies named exactly like a ConnectWise or Autotask seed company
+    /// ("potential duplicates" for the import).
+    #[arg(long, default_value_t = crate::msp::DEFAULT_PSA_DUPLICATES, value_name = "N")]
+    pub msp_psa_duplicates: usize,
+    /// The MSP's licence pool; adding an invited user fails once it is spent.
+    #[arg(long, default_value_t = crate::msp::DEFAULT_LICENSES, value_name = "N")]
+    pub msp_licenses: u32,
+    /// Seed of the MSP data and its API key [default: the emulator's own].
+    #[arg(long, value_name = "S")]
+    pub msp_seed: Option<u64>,
+    /// Polls of a create/update request answered "pending" before it completes.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub msp_complete_after_polls: u32,
+    /// Inject a fault into the REST API: OP:KIND[:PROBABILITY[:COUNT]], OP being an operation
+    /// (companies.list, companies.create, companies.get, companies.update, companies.detach,
+    /// users.list, users.add, users.get, requests.get) or '*'. Repeatable.
+    #[arg(long = "msp-fault", value_name = "SPEC", value_parser = parse_fault)]
+    pub msp_faults: Vec<FaultRule>,
 
     /// Load the state from this file if it exists; save it there on Ctrl-C / SIGTERM.
     #[arg(long, value_name = "PATH")]
@@ -240,6 +268,28 @@ impl SandboxArgs {
         }
         config.connectwise = cw;
         config.autotask = at;
+        let mut msp = match self.msp_seed {
+            Some(seed) => crate::msp::MspConfig::with_seed(seed),
+            None => crate::msp::MspConfig::default(),
+        }
+        .sized(self.msp_companies, self.msp_users)
+        .with_licenses(self.msp_licenses);
+        msp.psa_duplicates = self.msp_psa_duplicates;
+        msp.complete_after_polls = self.msp_complete_after_polls;
+        msp.faults.rules = self.msp_faults.clone();
+        if let Some(r) = msp.faults.rules.iter().find(|r| {
+            r.cmd
+                .as_deref()
+                .is_some_and(|c| c != "*" && !crate::msp::api::Op::ALL.iter().any(|o| o.key() == c))
+        }) {
+            return Err(SandboxError::invalid(
+                "--msp-fault",
+                r.to_string(),
+                "unknown operation; expected * or companies.list, companies.create, companies.get, \
+                 companies.update, companies.detach, users.list, users.add, users.get, requests.get",
+            ));
+        }
+        config.msp = msp;
         config.state_file = self.state_file.clone();
         let start = self.start_time.unwrap_or_else(|| Clock::system().now_us());
         config.clock = if self.frozen_clock {
@@ -416,6 +466,38 @@ mod tests {
         assert_eq!(c.connectwise.private_key, cw.private_key);
         assert_eq!(c.autotask.contacts, at.contacts);
         assert_eq!(c.autotask.hourly_limit, at.hourly_limit);
+    }
+
+    #[test]
+    fn msp_options_reach_the_config() {
+        let c = parse(&[
+            "--msp-companies",
+            "12",
+            "--msp-users",
+            "2",
+            "--msp-licenses",
+            "40",
+            "--msp-seed",
+            "5",
+            "--msp-complete-after-polls",
+            "3",
+            "--msp-fault",
+            "users.add:429:1:2",
+        ])
+        .unwrap()
+        .to_config()
+        .unwrap();
+        assert_eq!((c.msp.companies, c.msp.users_per_company), (12, 2));
+        assert_eq!(c.msp.licenses, 40);
+        assert_eq!(c.msp.api_key, crate::msp::api_key_for(5));
+        assert_eq!(c.msp.complete_after_polls, 3);
+        assert_eq!(c.msp.faults.rules.len(), 1);
+        let e = parse(&["--msp-fault", "getuserdata:429"])
+            .unwrap()
+            .to_config()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--msp-fault"), "{e}");
     }
 
     #[test]

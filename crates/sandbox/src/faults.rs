@@ -51,7 +51,7 @@ const MAX_CMD_KEYS: usize = 256;
 const MAX_CMD_LEN: usize = 64;
 
 /// Garbage served by the `malformed` fault: not JSON, not XML, not UTF-8.
-const MALFORMED_BODY: &[u8] =
+pub(crate) const MALFORMED_BODY: &[u8] =
     b"{\"status\":\"OK\",\"Users\":{\x00\xff\xfe<html><body>502 Bad Gateway</b";
 
 /// What a fault does.
@@ -434,6 +434,23 @@ impl Default for Faults {
     }
 }
 
+/// What [`Faults::judge`] decided for one request of another surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Serve it.
+    Pass,
+    /// Over the per-account rate limit: HTTP 429.
+    RateLimited,
+    /// Answer with this status instead of serving.
+    Status(u16),
+    /// Abort the connection.
+    Drop,
+    /// Serve, then cut the body in half.
+    Truncate,
+    /// Answer garbage with status 200.
+    Malformed,
+}
+
 /// Decision for one request.
 enum Action {
     Pass,
@@ -566,6 +583,34 @@ impl Faults {
         }
     }
 
+    /// One request of a surface other than the Enterprise API (the MSP REST API reuses the
+    /// rules, the RNG, the per-account rate limit and the counters, keyed by operation name
+    /// instead of `cmd`): counts it, applies the rate limit for `account`, evaluates the rules.
+    /// Returns the latency to wait before answering and what to answer.
+    pub(crate) fn judge(&self, key: &str, account: Option<u64>) -> (Duration, Verdict) {
+        if let Some(a) = account
+            && !self.admit(a)
+        {
+            self.record(Some(key), account, Outcome::RateLimited, false);
+            return (Duration::ZERO, Verdict::RateLimited);
+        }
+        let (latency, action) = self.decide(Some(key), account);
+        let verdict = match action {
+            Action::Pass => Verdict::Pass,
+            Action::Status(s) => Verdict::Status(s),
+            Action::Drop => Verdict::Drop,
+            Action::Truncate => Verdict::Truncate,
+            Action::Malformed => Verdict::Malformed,
+        };
+        let outcome = if verdict == Verdict::Pass {
+            Outcome::Passed
+        } else {
+            Outcome::Faulted
+        };
+        self.record(Some(key), account, outcome, !latency.is_zero());
+        (latency, verdict)
+    }
+
     /// Decides what happens to one request: the total latency to add and the final action.
     fn decide(&self, cmd: Option<&str>, cid: Option<u64>) -> (Duration, Action) {
         let mut rules = self.inner.rules.lock();
@@ -665,13 +710,19 @@ pub fn status_response(status: u16) -> Response {
 
 /// A response whose body fails at once, which makes hyper abort the connection.
 fn drop_response() -> Response {
+    lastpass_typed(dropped_connection())
+}
+
+/// A response whose body fails at once, so hyper aborts the connection without writing a
+/// status line: the `drop` fault of every surface.
+pub(crate) fn dropped_connection() -> Response {
     let stream = futures::stream::once(async {
         Err::<Bytes, std::io::Error>(std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,
             "sandbox fault: connection dropped",
         ))
     });
-    lastpass_typed(Response::new(Body::from_stream(stream)))
+    Response::new(Body::from_stream(stream))
 }
 
 async fn middleware(State(faults): State<Faults>, req: Request, next: Next) -> Response {

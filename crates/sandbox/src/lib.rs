@@ -1,7 +1,7 @@
 //! Faithful, stateful emulators of the services lpbridge talks to, with deterministic seed data,
 //! simulated user activity, fault injection and a control API. The LastPass Enterprise API
-//! emulator lives in [`lastpass`], ConnectWise Manage in [`connectwise`] and Datto Autotask in
-//! [`autotask`]; a later issue adds the LastPass REST API beside them.
+//! emulator lives in [`lastpass`], ConnectWise Manage in [`connectwise`], Datto Autotask in
+//! [`autotask`], and the managed-companies part of the LastPass REST API in [`msp`].
 //!
 //! Everything is reached over HTTP, like the real services: [`server::spawn`] binds a port and
 //! returns a [`server::SandboxHandle`] with each service's base URL and credentials. Around the
@@ -17,6 +17,7 @@ pub mod connectwise;
 pub mod control;
 pub mod faults;
 pub mod lastpass;
+pub mod msp;
 pub mod server;
 
 pub use clock::Clock;

@@ -28,6 +28,7 @@ use crate::connectwise::{self, ConnectWise, ConnectWiseConfig};
 use crate::control::{self, ControlState};
 use crate::faults::{self, FaultConfig, Faults, Stats};
 use crate::lastpass::{AccountSpec, LastPass, LastPassConfig, SandboxError, SeedOptions};
+use crate::msp::{self, Msp, MspConfig};
 
 /// The cid of the default account.
 pub const DEFAULT_CID: u64 = 8_771_312;
@@ -91,6 +92,9 @@ pub struct SandboxConfig {
     pub connectwise: ConnectWiseConfig,
     /// The Autotask emulator, under `/autotask`.
     pub autotask: AutotaskConfig,
+    /// The LastPass REST API (managed companies) emulator, under `/business`. Its seeded
+    /// companies borrow names from the companies `connectwise` and `autotask` seed.
+    pub msp: MspConfig,
 }
 
 impl Default for SandboxConfig {
@@ -104,6 +108,7 @@ impl Default for SandboxConfig {
             clock: Clock::system(),
             connectwise: ConnectWiseConfig::default(),
             autotask: AutotaskConfig::default(),
+            msp: MspConfig::default(),
         }
     }
 }
@@ -203,6 +208,8 @@ pub struct SandboxHandle {
     pub clock: Clock,
     pub connectwise: ConnectWise,
     pub autotask: Autotask,
+    /// The LastPass REST API (managed companies) emulator.
+    pub msp: Msp,
     state_file: Option<PathBuf>,
     shutdown_tx: watch::Sender<bool>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -244,6 +251,12 @@ impl SandboxHandle {
         format!("{}/autotask", self.base_url())
     }
 
+    /// `http://127.0.0.1:PORT/business/v1`: the LastPass REST API base URL (the real one is
+    /// `https://api.lastpass.com/business/v1`).
+    pub fn msp_base_url(&self) -> String {
+        format!("{}{}{}", self.base_url(), msp::MOUNT, msp::VERSION)
+    }
+
     /// The first account's cid and provhash.
     pub fn primary_account(&self) -> AccountCredentials {
         let a = self
@@ -260,7 +273,8 @@ impl SandboxHandle {
     }
 
     /// What `lpbridge sandbox` prints as its first stdout line:
-    /// `{"lastpass":{"endpoint":…,"cid":…,"provhash":…,"accounts":[{cid,provhash,name,time_zone}…]},"control":…}`.
+    /// `{"lastpass":{"endpoint":…,"cid":…,"provhash":…,"accounts":[{cid,provhash,name,time_zone}…]},`
+    /// `"connectwise":{…},"autotask":{…},"lastpass_rest":{"base_url":…,"api_key":…,"cid":…,"name":…,"control":…},"control":…}`.
     pub fn services_json(&self) -> serde_json::Value {
         let accounts = self.lastpass.accounts();
         let list: Vec<_> = accounts
@@ -277,6 +291,7 @@ impl SandboxHandle {
             },
             "connectwise": self.connectwise.services_json(&self.connectwise_site()),
             "autotask": self.autotask.services_json(&self.autotask_base()),
+            "lastpass_rest": self.msp.services_json(&self.base_url()),
             "control": self.control_url(),
         })
     }
@@ -338,7 +353,8 @@ impl Drop for SandboxHandle {
 }
 
 /// The whole app: the LastPass surface behind the fault layer, the PSA emulators under `/cw`
-/// and `/autotask`, and the control API under `/_sandbox`.
+/// and `/autotask`, and the control API under `/_sandbox`. The REST API emulator is not part
+/// of it (kept for callers of this signature); [`app_with_msp`] adds it.
 pub fn app(state: ControlState, cw: ConnectWise, at: Autotask) -> Router {
     let lastpass = faults::layer(state.lastpass.router(), state.faults.clone());
     let control = control::router(state)
@@ -347,6 +363,22 @@ pub fn app(state: ControlState, cw: ConnectWise, at: Autotask) -> Router {
     lastpass
         .nest("/cw", connectwise::router(cw))
         .nest("/autotask", autotask::router(at))
+        .nest("/_sandbox", control)
+}
+
+/// [`app`] plus the LastPass REST API under `/business` and its control API under
+/// `/_sandbox/msp`. The REST API has its own fault engine (in [`Msp`]), so the LastPass fault
+/// layer, which reads Enterprise API envelopes, never sees its requests.
+pub fn app_with_msp(state: ControlState, cw: ConnectWise, at: Autotask, msp: Msp) -> Router {
+    let lastpass = faults::layer(state.lastpass.router(), state.faults.clone());
+    let control = control::router(state)
+        .nest("/connectwise", connectwise::control_router(cw.clone()))
+        .nest("/autotask", autotask::control_router(at.clone()))
+        .nest("/msp", msp::control_router(msp.clone()));
+    lastpass
+        .nest("/cw", connectwise::router(cw))
+        .nest("/autotask", autotask::router(at))
+        .nest(msp::MOUNT, msp::router(msp))
         .nest("/_sandbox", control)
 }
 
@@ -400,7 +432,16 @@ pub async fn spawn(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
     };
     let cw = ConnectWise::new(config.connectwise.clone());
     let at = Autotask::new(config.autotask.clone());
-    let app = app(state, cw.clone(), at.clone());
+    for r in &config.msp.faults.rules {
+        r.validate()?;
+    }
+    let msp = Msp::new(
+        config.msp.clone(),
+        &config.connectwise,
+        &config.autotask,
+        clock.clone(),
+    );
+    let app = app_with_msp(state, cw.clone(), at.clone(), msp.clone());
     let mut rx = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         axum::serve(
@@ -425,6 +466,7 @@ pub async fn spawn(config: SandboxConfig) -> Result<SandboxHandle, SandboxError>
         clock,
         connectwise: cw,
         autotask: at,
+        msp,
         state_file: config.state_file,
         shutdown_tx,
         server: Some(server),
