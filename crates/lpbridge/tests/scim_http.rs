@@ -171,9 +171,25 @@ impl T {
 
     /// A request under `/scim/v2` with the SCIM token.
     async fn req(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
+        self.req_to(&self.base, method, path, body).await
+    }
+
+    /// A request under `/scim/v2` of the service at `base`, with the SCIM token.
+    async fn req_to(&self, base: &str, method: Method, path: &str, body: Option<&Value>) -> Resp {
         let body = body.map(|b| serde_json::to_vec(b).unwrap());
-        self.request_at(method, &self.url(path), Some(&self.token), body)
-            .await
+        let url = format!("{base}/scim/v2{path}");
+        self.request_at(method, &url, Some(&self.token), body).await
+    }
+
+    /// Another replica: a fresh App over the same store, so with no snapshot yet.
+    async fn replica(&self) -> Replica<'_> {
+        let app = App::new(self.store.clone(), self.settings.clone());
+        let (base, server) = serve(&app).await;
+        Replica {
+            t: self,
+            base,
+            server,
+        }
     }
 
     async fn get(&self, path: &str) -> Resp {
@@ -363,6 +379,41 @@ impl T {
         assert_eq!(before.users, after.users, "{what}: SCIM user rows");
         assert_eq!(before.groups, after.groups, "{what}: SCIM group rows");
         assert_eq!(before.lastpass, after.lastpass, "{what}: LastPass state");
+    }
+}
+
+/// A second service over a harness's store (see [`T::replica`]); stopped when dropped.
+struct Replica<'a> {
+    t: &'a T,
+    base: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Replica<'_> {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Replica<'_> {
+    async fn get(&self, path: &str) -> Resp {
+        self.t.req_to(&self.base, Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.t
+            .req_to(&self.base, Method::POST, path, Some(body))
+            .await
+    }
+
+    async fn patch(&self, path: &str, ops: Value) -> Resp {
+        self.t
+            .req_to(&self.base, Method::PATCH, path, Some(&patch_body(ops)))
+            .await
+    }
+
+    async fn delete(&self, path: &str) -> Resp {
+        self.t.req_to(&self.base, Method::DELETE, path, None).await
     }
 }
 
@@ -1922,17 +1973,7 @@ async fn user_name_change_of_an_active_user_requests_an_email_change() {
     // The user logs in, LastPass completes the change: the same id, the new name.
     assert!(t.sb.lastpass.simulate_login(t.cid, &old).unwrap());
     assert!(t.lp_user(new).is_some());
-    let fresh = App::new(t.store.clone(), t.settings.clone());
-    let (base, server) = serve(&fresh).await;
-    let r = t
-        .request_at(
-            Method::GET,
-            &format!("{base}/scim/v2/Users/{id}"),
-            Some(&t.token),
-            None,
-        )
-        .await;
-    server.abort();
+    let r = t.replica().await.get(&format!("/Users/{id}")).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["userName"], new, "{}", r.text);
 }
@@ -1996,17 +2037,7 @@ async fn upstream_user_name_lookup_costs_one_call_cold_and_none_warm() {
     assert_eq!(t.sb.stats().total.requests, 0, "{:?}", t.sb.stats());
 
     // A fresh App (same store) has no snapshot: one call again.
-    let fresh = App::new(t.store.clone(), t.settings.clone());
-    let (base, server) = serve(&fresh).await;
-    let r = t
-        .request_at(
-            Method::GET,
-            &format!("{base}/scim/v2{filter}"),
-            Some(&t.token),
-            None,
-        )
-        .await;
-    server.abort();
+    let r = t.replica().await.get(&filter).await;
     assert_eq!(r.body["totalResults"], 1, "{}", r.text);
     assert_eq!(r.body["Resources"][0]["id"], id.as_str());
     assert_eq!(t.lp_requests("getuserdata"), 1);
@@ -2105,25 +2136,10 @@ async fn invitee_membership_follows_group_writes() {
     );
 
     // A fresh App (no snapshot) sees the same.
-    let fresh = App::new(t.store.clone(), t.settings.clone());
-    let (base, server) = serve(&fresh).await;
-    let g = t
-        .request_at(
-            Method::GET,
-            &format!("{base}/scim/v2/Groups/{gid}"),
-            Some(&t.token),
-            None,
-        )
-        .await;
-    let u = t
-        .request_at(
-            Method::GET,
-            &format!("{base}/scim/v2/Users/{uid}"),
-            Some(&t.token),
-            None,
-        )
-        .await;
-    server.abort();
+    let fresh = t.replica().await;
+    let g = fresh.get(&format!("/Groups/{gid}")).await;
+    let u = fresh.get(&format!("/Users/{uid}")).await;
+    drop(fresh);
     assert_eq!(member_ids(&g.body), vec![uid.clone()], "{}", g.text);
     assert_eq!(u.body["groups"][0]["value"], gid.as_str(), "{}", u.text);
 
@@ -2431,17 +2447,7 @@ async fn seeded_group_delete_and_rename_with_an_invitee() {
             .any(|g| g["displayName"] == gname.as_str())
     };
     assert!(!listed(&t.get("/Groups").await));
-    let fresh = App::new(t.store.clone(), t.settings.clone());
-    let (base, server) = serve(&fresh).await;
-    let r = t
-        .request_at(
-            Method::GET,
-            &format!("{base}/scim/v2/Groups"),
-            Some(&t.token),
-            None,
-        )
-        .await;
-    server.abort();
+    let r = t.replica().await.get("/Groups").await;
     assert!(!listed(&r), "{}", r.text);
 
     // A rename moves an invitee's membership as well as an active user's.
@@ -2542,4 +2548,104 @@ async fn group_rename_after_a_member_was_deleted_does_not_resurrect_the_old_name
         !names.contains(&json!("Old Name")),
         "the old name is listed again: {names:?}"
     );
+}
+
+// ---- regressions --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn recreate_after_delete_reports_the_created_time_it_keeps() {
+    let t = spawn().await;
+    let (name, _) = t.seeded_active()[0].clone();
+    let id = t.user_id(&name).await;
+    assert_eq!(t.delete(&format!("/Users/{id}")).await.status, 204);
+    let r = t.post("/Users", &okta_user(&name)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["id"], id.as_str());
+    let got = t.get(&format!("/Users/{id}")).await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(
+        got.body["meta"]["created"], r.body["meta"]["created"],
+        "POST said one creation time, GET another"
+    );
+    assert_eq!(got.body["meta"]["version"], r.body["meta"]["version"]);
+}
+
+#[tokio::test]
+async fn refused_create_keeps_the_row_of_a_deleted_login_name() {
+    let t = spawn_with(Settings {
+        scim_email_domain: Some("example.org".into()),
+        ..Settings::default()
+    })
+    .await;
+    let body = json!({"schemas": [USER_SCHEMA], "userName": "jdoe", "active": true});
+    let r = t.post("/Users", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    // The invitation is accepted, so a delete keeps the (deactivated) account and the row.
+    assert!(
+        t.sb.lastpass
+            .simulate_login(t.cid, "jdoe@example.org")
+            .unwrap()
+    );
+    let r = t.replica().await.delete(&format!("/Users/{id}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(t.lp_user("jdoe@example.org").unwrap()["disabled"], true);
+
+    // The same login name with the e-mail of another user: 409, and nothing changes.
+    let (taken, _) = t.seeded_active()[0].clone();
+    let before = t.state().await;
+    let mut clash = body.clone();
+    clash["emails"] = json!([{"value": taken, "primary": true}]);
+    let r = t.post("/Users", &clash).await;
+    assert_scim_error(&r, 409, &["uniqueness"]);
+    t.assert_unchanged(&before, "create clashing with a LastPass user")
+        .await;
+
+    // So the identity provider that re-creates the user still finds its id.
+    let r = t.post("/Users", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn group_writes_follow_a_completed_email_change() {
+    let t = spawn().await;
+    let (old, _) = t.seeded_active()[0].clone();
+    let id = t.user_id(&old).await;
+    let new = "moved.person@example.com";
+    let r = t
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "replace", "path": "userName", "value": new}]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(t.sb.lastpass.simulate_login(t.cid, &old).unwrap());
+
+    // Another replica (its snapshot sees the new e-mail) adds the user to a new group.
+    let other = t.replica().await;
+    let r = other
+        .post(
+            "/Groups",
+            &json!({"schemas": [GROUP_SCHEMA], "displayName": "Movers", "members": []}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let gid = r.body["id"].as_str().unwrap().to_owned();
+    let r = other
+        .patch(
+            &format!("/Groups/{gid}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(member_ids(&r.body), vec![id.clone()], "{}", r.text);
+    assert!(
+        t.lp_user(&old).is_none(),
+        "the old e-mail was invited anew: {:?}",
+        t.lp_user(&old)
+    );
+    assert!(t.lp_groups(new).contains(&"Movers".to_owned()));
+    let r = other.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(member_ids(&r.body), vec![id.clone()], "{}", r.text);
 }

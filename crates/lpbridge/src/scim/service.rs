@@ -259,6 +259,12 @@ fn record(row: &mut ScimUserRow, user_name: &str, fullname: &str, active: bool, 
     row.updated_at = Utc::now();
 }
 
+/// Whether the row's `userName` is its LastPass e-mail (or the pending new one), so that the
+/// e-mail follows `userName`; otherwise `userName` is a login name of the client's own.
+fn follows_email(row: &ScimUserRow) -> bool {
+    row.user_name == row.username || row.pending_username.as_deref() == Some(row.user_name.as_str())
+}
+
 /// What is kept in `scim_users.attributes`: the resource minus what LastPass or the row holds.
 fn stored_part(resource: &Value) -> Value {
     let mut copy = resource.clone();
@@ -342,34 +348,31 @@ impl Provider {
 
     /// Group name (lower-cased) → group row, creating rows for LastPass groups without one.
     async fn group_rows(&self, names: &[&String]) -> Result<HashMap<String, ScimGroupRow>> {
-        let mut rows: HashMap<String, ScimGroupRow> = self
-            .store
-            .scim_groups(self.id())
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(|r| (r.display_name.to_lowercase(), r))
-            .collect();
+        let load = || async {
+            Ok::<_, ScimError>(
+                self.store
+                    .scim_groups(self.id())
+                    .await
+                    .map_err(db)?
+                    .into_iter()
+                    .map(|r| (r.display_name.to_lowercase(), r))
+                    .collect::<HashMap<_, _>>(),
+            )
+        };
+        let rows = load().await?;
         let missing: Vec<String> = names
             .iter()
             .filter(|n| !rows.contains_key(&n.to_lowercase()))
             .map(|n| (*n).clone())
             .collect();
-        if !missing.is_empty() {
-            self.store
-                .ensure_scim_groups(self.id(), &missing)
-                .await
-                .map_err(db)?;
-            rows = self
-                .store
-                .scim_groups(self.id())
-                .await
-                .map_err(db)?
-                .into_iter()
-                .map(|r| (r.display_name.to_lowercase(), r))
-                .collect();
+        if missing.is_empty() {
+            return Ok(rows);
         }
-        Ok(rows)
+        self.store
+            .ensure_scim_groups(self.id(), &missing)
+            .await
+            .map_err(db)?;
+        load().await
     }
 
     // ---- users: reading ---------------------------------------------------------------
@@ -391,10 +394,11 @@ impl Provider {
         };
         // An e-mail userName follows LastPass (and a pending change); another login name is
         // the client's own.
-        let email_form = row.user_name == row.username
-            || row.pending_username.as_deref() == Some(row.user_name.as_str());
+        let email_form = follows_email(row);
+        // LastPass's e-mail as it will be once a pending change completes.
+        let email_shown = row.pending_username.clone().unwrap_or(lp_name);
         let shown = if email_form {
-            row.pending_username.clone().unwrap_or(lp_name)
+            email_shown.clone()
         } else {
             row.user_name.clone()
         };
@@ -405,10 +409,6 @@ impl Provider {
         if !keep_spelling {
             r.insert("userName".into(), Value::String(shown.clone()));
         }
-        let email_shown = row.pending_username.clone().unwrap_or_else(|| match live {
-            Live::User(u) => u.username.clone(),
-            _ => row.username.clone(),
-        });
         if let Live::User(u) = live
             && row.fullname.as_deref() != Some(u.fullname.as_str())
         {
@@ -623,24 +623,19 @@ impl Provider {
         let email = lastpass_email(&resource, self.email_domain.as_deref())?;
         let _guard = self.write_lock.lock().await;
         let key = email.as_str().to_lowercase();
-        if let Some(other) = self
+        // Deleted through SCIM with another e-mail: the name is free again, and that row is
+        // dropped once this user is written (a refused create leaves it as it was).
+        let freed = self
             .store
             .scim_user_by_user_name(self.id(), &user_name)
             .await
             .map_err(db)?
-            .filter(|r| r.username != key)
-        {
-            if other.deleted_at.is_none() {
-                return Err(ScimError::uniqueness(format!(
-                    "a User with userName {user_name:?} exists (id {})",
-                    other.id
-                )));
-            }
-            // Deleted through SCIM with another e-mail: the name is free again.
-            self.store
-                .delete_scim_user(self.id(), &other.id)
-                .await
-                .map_err(db)?;
+            .filter(|r| r.username != key);
+        if let Some(other) = freed.as_ref().filter(|r| r.deleted_at.is_none()) {
+            return Err(ScimError::uniqueness(format!(
+                "a User with userName {user_name:?} exists (id {})",
+                other.id
+            )));
         }
         let existing = self
             .store
@@ -708,6 +703,12 @@ impl Provider {
             return Err(e);
         }
         record(&mut row, &user_name, &fullname, active, &resource);
+        if let Some(other) = freed.filter(|o| o.id != row.id) {
+            self.store
+                .delete_scim_user(self.id(), &other.id)
+                .await
+                .map_err(db)?;
+        }
         let saved = if is_new {
             self.store.insert_scim_user(self.id(), &row).await
         } else {
@@ -786,8 +787,7 @@ impl Provider {
         let new_name = scim_user_name(&next)?;
         let renamed = !old_name.eq_ignore_ascii_case(&new_name);
         // LastPass's e-mail follows userName only while userName is that e-mail.
-        let email_form = row.user_name == row.username
-            || row.pending_username.as_deref() == Some(row.user_name.as_str());
+        let email_form = follows_email(&row);
         // A login name that is not an e-mail leaves LastPass's e-mail as it is.
         let new_email = if renamed && email_form {
             Email::parse(&new_name).ok()
@@ -839,7 +839,7 @@ impl Provider {
                     })?;
                 applied_rename = true;
             }
-            if fullname != cur_fullname && (!fullname.is_empty() || !cur_fullname.is_empty()) {
+            if fullname != cur_fullname {
                 self.update_fullname(&lp_email, &fullname).await?;
             }
             if active != cur_active {
@@ -973,11 +973,7 @@ impl Provider {
 
     // ---- groups -----------------------------------------------------------------------
 
-    fn group_resource(
-        &self,
-        row: &ScimGroupRow,
-        members: &[(String, String)], // (user id, username)
-    ) -> Value {
+    fn group_resource(&self, row: &ScimGroupRow, member_ids: &[String]) -> Value {
         let mut r = Map::new();
         r.insert("schemas".into(), json!([GROUP_SCHEMA]));
         r.insert("id".into(), Value::String(row.id.clone()));
@@ -991,10 +987,10 @@ impl Provider {
         r.insert(
             "members".into(),
             Value::Array(
-                members
+                member_ids
                     .iter()
                     // No `display`: a member reads back exactly as a client wrote it.
-                    .map(|(id, _)| {
+                    .map(|id| {
                         json!({
                             "value": id,
                             "$ref": self.location("Users", id),
@@ -1021,7 +1017,8 @@ impl Provider {
         v
     }
 
-    /// Every user row by lower-cased username, creating rows for `usernames` without one.
+    /// Every user row by lower-cased username (and by a pending new username, which LastPass
+    /// lists once the change completes), creating rows for `usernames` without one.
     async fn user_rows_for(
         &self,
         usernames: &BTreeSet<String>,
@@ -1029,7 +1026,10 @@ impl Provider {
         let index = |rows: Vec<ScimUserRow>| -> HashMap<String, ScimUserRow> {
             rows.into_iter()
                 .filter(|r| r.deleted_at.is_none())
-                .map(|r| (r.username.clone(), r))
+                .flat_map(|r| {
+                    let pending = r.pending_username.clone().map(|p| (p, r.clone()));
+                    std::iter::once((r.username.clone(), r)).chain(pending)
+                })
                 .collect()
         };
         let mut rows = index(self.store.scim_users(self.id()).await.map_err(db)?);
@@ -1056,27 +1056,23 @@ impl Provider {
             .unwrap_or_default()
     }
 
-    /// Members of the group `name` as (user id, username), sorted by username.
+    /// The LastPass members of the group `name`, its name matched case-insensitively.
+    fn members_ci<'d>(dir: &'d Directory, name: &str) -> &'d [String] {
+        dir.groups
+            .iter()
+            .find(|(g, _)| g.eq_ignore_ascii_case(name))
+            .map_or(&[], |(_, m)| m.as_slice())
+    }
+
+    /// The user ids of the group `name`'s members, in LastPass's (username) order.
     fn members_of(
         dir: &Directory,
         name: &str,
         users: &HashMap<String, ScimUserRow>,
-    ) -> Vec<(String, String)> {
-        let Some(list) = dir
-            .groups
+    ) -> Vec<String> {
+        Self::members_ci(dir, name)
             .iter()
-            .find(|(g, _)| g.eq_ignore_ascii_case(name))
-            .map(|(_, m)| m)
-        else {
-            return Vec::new();
-        };
-        list.iter()
-            .filter_map(|u| {
-                users.get(u).map(|r| {
-                    let shown = dir.user(u).map_or(u.clone(), |x| x.username.clone());
-                    (r.id.clone(), shown)
-                })
-            })
+            .filter_map(|u| users.get(u).map(|r| r.id.clone()))
             .collect()
     }
 
@@ -1105,12 +1101,10 @@ impl Provider {
             .map_err(db)?
             .ok_or_else(|| ScimError::not_found(format!("no Group with id {id:?}")))?;
         let dir = self.directory().await?;
-        let members: BTreeSet<String> = dir
-            .groups
+        let members: BTreeSet<String> = Self::members_ci(&dir, &row.display_name)
             .iter()
-            .find(|(g, _)| g.eq_ignore_ascii_case(&row.display_name))
-            .map(|(_, m)| m.iter().cloned().collect())
-            .unwrap_or_default();
+            .cloned()
+            .collect();
         let users = self.user_rows_for(&members).await?;
         let resource =
             self.group_resource(&row, &Self::members_of(&dir, &row.display_name, &users));
@@ -1121,8 +1115,14 @@ impl Provider {
         Ok(self.load_group(id).await?.2)
     }
 
-    /// Member ids of a resource → usernames (lower-cased); unknown ids are skipped.
-    async fn member_usernames(&self, resource: &Value) -> Result<BTreeSet<String>> {
+    /// Member ids of a resource → the usernames LastPass lists them under (lower-cased: a
+    /// completed e-mail change is followed); unknown ids, and users LastPass no longer has, are
+    /// skipped (a membership write must never invite a user anew).
+    async fn member_usernames(
+        &self,
+        dir: &Directory,
+        resource: &Value,
+    ) -> Result<BTreeSet<String>> {
         let Some(members) = resource.get("members").and_then(Value::as_array) else {
             return Ok(BTreeSet::new());
         };
@@ -1153,16 +1153,24 @@ impl Provider {
             };
             // An unknown id is skipped, not refused: identity providers replay membership
             // lists that may name users already gone (scim-sanity expects 200 here too).
-            match by_id.get(id) {
-                Some(row) => {
-                    out.insert(row.username.clone());
+            let Some(row) = by_id.get(id) else {
+                tracing::info!(
+                    member = id,
+                    "SCIM group member is not a known User; skipped"
+                );
+                continue;
+            };
+            match std::iter::once(&row.username)
+                .chain(row.pending_username.as_ref())
+                .find(|n| dir.user(n).is_some())
+            {
+                Some(name) => {
+                    out.insert(name.clone());
                 }
-                None => {
-                    tracing::info!(
-                        member = id,
-                        "SCIM group member is not a known User; skipped"
-                    )
-                }
+                None => tracing::info!(
+                    member = id,
+                    "SCIM group member is not in LastPass any more; skipped"
+                ),
             }
         }
         Ok(out)
@@ -1207,7 +1215,7 @@ impl Provider {
         let dir = self.directory().await?;
         let rows = self.store.scim_groups(self.id()).await.map_err(db)?;
         Self::check_group_name(&dir, &rows, &name, None)?;
-        let members = self.member_usernames(&resource).await?;
+        let members = self.member_usernames(&dir, &resource).await?;
         let mut row = ScimGroupRow::new(group.as_str());
         row.external_id = resource
             .get("externalId")
@@ -1279,8 +1287,8 @@ impl Provider {
                 )));
             }
         }
-        let before = self.member_usernames(current).await?;
-        let after = self.member_usernames(&next).await?;
+        let before = self.member_usernames(dir, current).await?;
+        let after = self.member_usernames(dir, &next).await?;
         let old = row.display_name.clone();
         // LastPass may hold members SCIM does not show (users deleted through SCIM but kept,
         // deactivated): a rename moves them too, or the old name would live on.
@@ -1342,7 +1350,7 @@ impl Provider {
     pub async fn delete_group(&self, id: &str) -> Result<()> {
         let _guard = self.write_lock.lock().await;
         let (row, dir, current) = self.load_group(id).await?;
-        let mut members = self.member_usernames(&current).await?;
+        let mut members = self.member_usernames(&dir, &current).await?;
         // Members SCIM does not show are removed too, or the group would come back.
         members.extend(Self::lastpass_members(&dir, &row.display_name));
         let changes = members

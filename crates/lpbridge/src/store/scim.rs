@@ -163,6 +163,15 @@ fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
+/// An INSERT or UPDATE's outcome: `false` when it hit a unique index or (an UPDATE) no row.
+fn unique_write(res: std::result::Result<u64, sqlx::Error>) -> Result<bool> {
+    match res {
+        Ok(n) => Ok(n > 0),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Store {
     /// Every SCIM user row of a connection (deleted ones too).
     pub async fn scim_users(&self, conn: &ConnectionId) -> Result<Vec<ScimUserRow>> {
@@ -250,11 +259,7 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected()));
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        unique_write(res)
     }
 
     /// Rows for LastPass users that have none yet (one transaction; an existing row wins).
@@ -283,14 +288,15 @@ impl Store {
         Ok(())
     }
 
-    /// Writes every column of an existing row; `false` when it is gone, or its new username is
+    /// Writes every column of an existing row (`created_at` too: a user created again after a
+    /// delete keeps its id but starts anew); `false` when it is gone, or its new username is
     /// another row's.
     pub async fn update_scim_user(&self, conn: &ConnectionId, r: &ScimUserRow) -> Result<bool> {
         let attributes = r.attributes.to_string();
         let res = with_pool!(self, p => sqlx::query(
             "UPDATE scim_users SET username = $3, pending_username = $4, external_id = $5, \
              fullname = $6, active = $7, attributes = $8, updated_at = $9, deleted_at = $10, \
-             user_name = $11 WHERE connection_id = $1 AND id = $2",
+             user_name = $11, created_at = $12 WHERE connection_id = $1 AND id = $2",
         )
         .bind(conn.as_str())
         .bind(&r.id)
@@ -303,14 +309,11 @@ impl Store {
         .bind(micros(r.updated_at))
         .bind(r.deleted_at.map(micros))
         .bind(&r.user_name)
+        .bind(micros(r.created_at))
         .execute(p)
         .await
         .map(|r| r.rows_affected()));
-        match res {
-            Ok(n) => Ok(n > 0),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        unique_write(res)
     }
 
     pub async fn delete_scim_user(&self, conn: &ConnectionId, id: &str) -> Result<bool> {
@@ -362,11 +365,7 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected()));
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        unique_write(res)
     }
 
     /// Rows for LastPass groups that have none yet (one transaction; an existing row wins).
@@ -411,11 +410,7 @@ impl Store {
         .execute(p)
         .await
         .map(|r| r.rows_affected()));
-        match res {
-            Ok(n) => Ok(n > 0),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        unique_write(res)
     }
 
     pub async fn delete_scim_group(&self, conn: &ConnectionId, id: &str) -> Result<bool> {
