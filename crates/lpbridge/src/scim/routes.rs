@@ -88,7 +88,8 @@ impl FromRequestParts<App> for Scim {
             })?
             .to_str()
             .map_err(|_| unauthorized("the Authorization header is not ASCII"))?;
-        let (scheme, token) = raw.trim().split_once(' ').unwrap_or((raw, ""));
+        let mut words = raw.split_whitespace();
+        let (scheme, token) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
             return Err(unauthorized(
                 "use a bearer token: Authorization: Bearer <token>",

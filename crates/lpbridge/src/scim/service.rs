@@ -862,12 +862,21 @@ impl Provider {
             record(&mut row, &new_name, &fullname, active, &next);
         }
         row.updated_at = Utc::now();
-        self.store
+        let saved = self
+            .store
             .update_scim_user(self.id(), &row)
             .await
             .map_err(db)?;
         // Saved what LastPass applied (the e-mail change) before reporting the failure.
         written?;
+        if !saved {
+            // Another replica took the userName (or deleted the user) meanwhile.
+            self.conn.distrust_directory().await;
+            return Err(ScimError::uniqueness(format!(
+                "LastPass applied the change, but userName {new_name:?} was taken (or the \
+                 User deleted) by a concurrent request; GET the User and retry"
+            )));
+        }
         let new_live = self.patch_account(live, fullname, active);
         self.conn.announce_write().await;
         self.render_user(&row, &new_live).await
@@ -946,6 +955,7 @@ impl Provider {
                 row.deleted_at = Some(Utc::now());
                 row.active = false;
                 row.updated_at = Utc::now();
+                // `false`: the row went meanwhile, which leaves the user gone as asked.
                 self.store
                     .update_scim_user(self.id(), &row)
                     .await
