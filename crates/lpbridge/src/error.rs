@@ -84,6 +84,10 @@ pub enum Error {
     /// A request body over the service's limit.
     #[error("the request body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    /// The MSP import refused or failed as a whole (its first line is the product's message
+    /// where the product has one).
+    #[error(transparent)]
+    Msp(#[from] crate::msp::MspError),
 }
 
 impl From<crate::crypto::CryptoError> for Error {
@@ -131,6 +135,7 @@ impl Error {
             Error::Psa(_) => EXIT_ERROR,
             Error::Store(crate::store::StoreError::Invalid(_)) => EXIT_USAGE,
             Error::Store(_) => EXIT_ERROR,
+            Error::Msp(e) => e.exit_code(),
         }
     }
 

@@ -9,8 +9,10 @@
 //! - [`unified`]: the StackOne-shaped unified IAM API over one connection.
 //! - [`actions`]: every connector action with its input schema, and the passthrough.
 //! - [`admin`]: bulk changes (plans, CSV import, group apply, per-user bulk ops).
-//! - [`scim`], [`events`]: the protocol cores of SCIM 2.0 and of event collection (their
-//!   endpoints and watcher come with later issues).
+//! - [`msp`]: the MSP import of PSA companies and contacts into LastPass managed companies.
+//! - [`scim`]: the SCIM 2.0 service provider (`/scim/v2`) and its protocol core.
+//! - [`events`]: audit-log collection exactly once: the watcher, the outbox, sinks, webhooks,
+//!   dispatch and `GET /events`.
 //!
 //! Below them:
 //! - [`snapshot`]: the per-connection directory cache.
@@ -38,6 +40,7 @@ pub mod crypto;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod msp;
 pub mod output;
 pub mod records;
 pub mod scim;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::events::service::{EventService, EventSettings};
 use crate::http::{self, App, ClientSettings, Settings};
 use crate::store::{NewConnection, Store};
 
@@ -63,6 +64,11 @@ pub struct FileConfig {
     pub scim_delete_action: Option<String>,
     /// The LastPass e-mail domain for SCIM users whose userName is not an e-mail.
     pub scim_email_domain: Option<String>,
+    /// Seconds between polls of each watched connection's event log (default 30).
+    pub events_poll_secs: Option<u64>,
+    /// Event sinks fed from every watched connection (`[[sinks]]` tables, see
+    /// [`crate::events::sinks::config`]); `lpbridge events watch --config` reads them too.
+    pub sinks: Option<Vec<crate::events::sinks::SinkConfig>>,
 }
 
 impl FileConfig {
@@ -87,6 +93,8 @@ pub struct ServeOptions {
     pub sandbox: SandboxMode,
     pub sandbox_users: usize,
     pub settings: Settings,
+    /// Event watchers and sinks (`events_poll_secs`, `[[sinks]]`).
+    pub events: EventSettings,
 }
 
 /// Values from flags or the environment (None = not given).
@@ -169,6 +177,20 @@ impl ServeOptions {
             )
             .into());
         }
+        let poll = file.events_poll_secs.unwrap_or(30);
+        if !(1..=3600).contains(&poll) {
+            return Err(InvalidValue::new(
+                "events_poll_secs",
+                poll.to_string(),
+                "must be from 1 to 3600",
+            )
+            .into());
+        }
+        let sinks = file.sinks.unwrap_or_default();
+        crate::events::sinks::SinkConfig::validate_all(&sinks).map_err(|e| match e {
+            crate::events::sinks::SinkConfigError::Invalid(v) => Error::Invalid(v),
+            other => Error::config(format!("sinks: {other}")),
+        })?;
         let defaults = ClientSettings::default();
         let client = ClientSettings {
             timeout: file
@@ -180,7 +202,15 @@ impl ServeOptions {
                 .unwrap_or(defaults.max_in_flight)
                 .clamp(1, 64),
         };
+        let events = EventSettings {
+            poll: Duration::from_secs(poll),
+            sinks,
+            timeout: client.timeout,
+            attempts: client.attempts,
+            ..EventSettings::default()
+        };
         Ok(ServeOptions {
+            events,
             listen,
             data_dir,
             database_url: o.database_url.or(file.database_url),
@@ -209,6 +239,8 @@ pub struct Started {
     pub bootstrap_key: Option<Secret>,
     #[cfg(feature = "sandbox")]
     pub sandbox: Option<sandbox::SandboxHandle>,
+    /// The event watchers and dispatchers.
+    events: Option<EventService>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -225,6 +257,10 @@ impl Started {
         match self.server.await {
             Ok(r) => r.map_err(Error::Io)?,
             Err(e) => tracing::warn!(error = %e, "server task failed"),
+        }
+        if let Some(ev) = self.events {
+            // Releases the leases, so another replica takes over at once.
+            ev.shutdown(Duration::from_secs(10)).await;
         }
         #[cfg(feature = "sandbox")]
         if let Some(sb) = self.sandbox {
@@ -258,6 +294,7 @@ async fn embedded_sandbox(
     if !wanted {
         return Ok(None);
     }
+    let existed = store.get_connection(&id).await?.is_some();
     let seed = sandbox::lastpass::SeedOptions {
         users: opts.sandbox_users,
         groups: (opts.sandbox_users / 100).clamp(3, 200),
@@ -276,7 +313,7 @@ async fn embedded_sandbox(
     store
         .create_connection(
             NewConnection {
-                id,
+                id: id.clone(),
                 cid: Cid(acct.cid),
                 endpoint,
                 provhash: Secret::new(acct.provhash),
@@ -285,6 +322,13 @@ async fn embedded_sandbox(
             true,
         )
         .await?;
+    if !existed {
+        // The demo connection is watched from the start (`PATCH /events/watcher` turns it off).
+        store.set_events_watch(&id, true).await?;
+    }
+    if let Err(e) = crate::msp::register_sandbox(store, &sb).await {
+        tracing::warn!(error = %e, "could not connect the sandbox's LastPass REST API for the MSP import");
+    }
     tracing::warn!(
         endpoint = %sb.lastpass_endpoint(),
         cid = acct.cid,
@@ -323,6 +367,9 @@ pub async fn start(opts: ServeOptions) -> Result<Started> {
         ));
     }
     let bootstrap_key = bootstrap_key(&store).await?;
+    let events = EventService::start(store.clone(), opts.events.clone())
+        .await
+        .map_err(|e| Error::config(format!("event sinks: {e}")))?;
     let app = App::new(store, opts.settings.clone());
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
@@ -344,6 +391,7 @@ pub async fn start(opts: ServeOptions) -> Result<Started> {
         bootstrap_key,
         #[cfg(feature = "sandbox")]
         sandbox,
+        events: Some(events),
         server,
         shutdown,
     })
@@ -384,7 +432,7 @@ pub async fn run(opts: ServeOptions) -> Result<()> {
     started.shutdown().await
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -434,6 +482,29 @@ mod tests {
         assert_eq!(opts.sandbox_users, 50);
         assert_eq!(opts.sandbox, SandboxMode::Auto);
         assert_eq!(opts.data_dir, PathBuf::from("/tmp/lpbridge-default"));
+    }
+
+    #[test]
+    fn event_keys_come_from_the_file() {
+        let file: FileConfig = toml::from_str(
+            "events_poll_secs = 5\n[[sinks]]\ntype = \"file\"\npath = \"/tmp/e.jsonl\"\n",
+        )
+        .unwrap();
+        let opts = ServeOptions::merge(Overrides::default(), file, dir).unwrap();
+        assert_eq!(opts.events.poll, Duration::from_secs(5));
+        assert_eq!(opts.events.sinks.len(), 1);
+        let defaults =
+            ServeOptions::merge(Overrides::default(), FileConfig::default(), dir).unwrap();
+        assert_eq!(defaults.events.poll, Duration::from_secs(30));
+        let bad: FileConfig = toml::from_str("events_poll_secs = 0").unwrap();
+        let e = ServeOptions::merge(Overrides::default(), bad, dir)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("events_poll_secs"), "{e}");
+        let e = toml::from_str::<FileConfig>("[[sinks]]\ntype = \"pigeon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"pigeon\""), "{e}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ fn options(pg: &PgDatabase, data_dir: &std::path::Path) -> ServeOptions {
             snapshot_ttl: Duration::from_secs(3600),
             ..Settings::default()
         },
+        events: Default::default(),
     }
 }
 

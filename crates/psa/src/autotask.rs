@@ -1087,6 +1087,10 @@ impl PsaDirectory for AutotaskClient {
         self.contact_stream(json!({"op": "eq", "field": "companyID", "value": id}))
     }
 
+    fn contacts_of_many<'a>(&'a self, company_ids: &'a [String]) -> BoxStream<'a, Result<Contact>> {
+        self.contacts_of_companies(company_ids)
+    }
+
     fn calls(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
     }

@@ -1024,6 +1024,10 @@ impl PsaDirectory for ConnectWiseClient {
         })
     }
 
+    fn contacts_of_many<'a>(&'a self, company_ids: &'a [String]) -> BoxStream<'a, Result<Contact>> {
+        self.contacts_of(company_ids)
+    }
+
     fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
     }

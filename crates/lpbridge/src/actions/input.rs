@@ -87,7 +87,7 @@ fn lookup<'a>(root: &'a Value, path: &[Seg]) -> Option<&'a Value> {
 fn is_secret_field(name: &str) -> bool {
     matches!(
         name.to_ascii_lowercase().as_str(),
-        "password" | "default_password" | "provhash" | "authorization"
+        "password" | "default_password" | "provhash" | "authorization" | "api_key"
     )
 }
 

@@ -8,6 +8,7 @@ mod connection;
 mod events;
 mod folders;
 mod groups;
+mod msp;
 mod psa;
 mod sandbox;
 mod scim;
@@ -192,6 +193,13 @@ pub enum Command {
         after_help = "Example:\n  lpbridge psa connect connectwise acme-cw --site na.myconnectwise.net --company-id acme \\\n      --public-key AbCdEf0123456789 --client-id 3f2c…-guid --private-key-stdin < cw-private.txt\n  lpbridge psa companies --type 1 --status 1 --format csv"
     )]
     Psa(psa::PsaCmd),
+    /// MSP import: PSA companies and contacts into LastPass managed companies, incrementally
+    /// (plan, then Import and Map), with the MSP account's LastPass REST API key sealed at rest.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  lpbridge msp connect --api-key-stdin < lastpass-api-key.txt\n  lpbridge msp import plan --psa acme-cw --type 1 > plan.json\n  lpbridge msp import apply plan.json"
+    )]
+    Msp(msp::MspCmd),
     /// Run the LastPass sandbox (emulator) locally. The first stdout line is JSON with the
     /// endpoint, cid and provisioning hash; a control API is served under /_sandbox.
     #[command(
@@ -498,6 +506,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Events(c) => events::run(&ctx, c).await,
         Command::Api(c) => api::run(&ctx, c).await,
         Command::Psa(c) => psa::run(&ctx, c).await,
+        Command::Msp(c) => msp::run(&ctx, c).await,
         Command::Sandbox(c) => sandbox::run(c).await,
         Command::Serve(a) => serve::run(&ctx, a).await,
     };

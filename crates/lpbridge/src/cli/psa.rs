@@ -337,7 +337,7 @@ async fn connect(ctx: &Ctx, cmd: ConnectCmd) -> Result<()> {
 }
 
 /// The client's timeout and attempts from the global flags.
-fn tuning(ctx: &Ctx) -> PsaTuning {
+pub(super) fn tuning(ctx: &Ctx) -> PsaTuning {
     PsaTuning {
         timeout: ctx.global.timeout.map(std::time::Duration::from_secs),
         attempts: ctx.global.attempts,
@@ -353,7 +353,7 @@ fn directory(ctx: &Ctx, i: &PsaIntegration) -> Result<Box<dyn PsaDirectory>> {
 }
 
 /// The integration named, or the only one stored; a clear error listing them otherwise.
-async fn pick(ctx: &Ctx, name: Option<ConnectionId>) -> Result<PsaIntegration> {
+pub(super) async fn pick(ctx: &Ctx, name: Option<ConnectionId>) -> Result<PsaIntegration> {
     let Some(store) = ctx.existing_store().await? else {
         return Err(match name {
             Some(n) => not_found(&n),

@@ -19,7 +19,7 @@ pub struct ServeArgs {
     /// A TOML config file (keys: listen, data_dir, database_url, sandbox, sandbox_users,
     /// snapshot_ttl_secs, max_body_bytes, log_format, allow_insecure_endpoints,
     /// upstream_timeout_secs, upstream_attempts, upstream_max_in_flight, scim_delete_action,
-    /// scim_email_domain).
+    /// scim_email_domain, events_poll_secs, [[sinks]]).
     #[arg(long, env = "LPBRIDGE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Start the built-in LastPass sandbox: auto = on SQLite when no connection exists yet.

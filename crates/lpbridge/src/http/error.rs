@@ -109,6 +109,7 @@ pub fn classify(e: &Error) -> (StatusCode, &'static str, String, Vec<Value>, Opt
             };
             (status, code, vec![], None)
         }
+        Error::Msp(m) => return crate::msp::http::classify(m),
         Error::Config(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "ConfigurationError",

@@ -516,6 +516,8 @@ pub fn router(app: App) -> Router {
                 .delete(delete_connection),
         )
         .route("/connections/{id}/test", post(test_connection))
+        .merge(crate::events::http::router())
+        .merge(crate::msp::http::router())
         .route("/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -110,6 +110,31 @@ pub const OPERATIONS: &[Operation] = &[
     op!("patch" "/connections/{id}" "update_connection" "Change a connection's provisioning hash, endpoint or time zone", "Connections", auth=true, account=false, q=&[], body=Some("ConnectionPatch"), answer=Answer::One("Connection"), write=true),
     op!("delete" "/connections/{id}" "delete_connection" "Remove a connection", "Connections", auth=true, account=false, q=&[], body=None, answer=Answer::Plain("WriteResult"), write=true),
     op!("post" "/connections/{id}/test" "test_connection" "Probe a connection's credentials", "Connections", auth=true, account=false, q=&[], body=None, answer=Answer::One("IamCredentials"), write=false),
+    op!("get" "/msp/credentials" "msp_get_credentials" "The MSP account's LastPass REST API settings (never the key)", "MSP import", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("put" "/msp/credentials" "msp_put_credentials" "Store the MSP account's LastPass REST API key (sealed at rest; checked with one call unless check is false). An empty key: 400 \"Credentials are required\"", "MSP import", auth=true, account=false, q=&[], body=Some("MspCredentials"), answer=Answer::Any, write=true),
+    op!("get" "/msp/integrations" "msp_list_integrations" "PSA integrations with their import lock", "MSP import", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("get" "/msp/integrations/{id}/attributes" "msp_attributes" "Step 1, filters: the PSA's company types and statuses", "MSP import", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("get" "/msp/integrations/{id}/lock" "msp_lock_status" "Who holds the integration's import lock, until when", "MSP import", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("post" "/msp/imports" "msp_create_import" "Step 2, fetch: start an import wizard (takes the lock; 409 \"Another admin is already working with this integration\") and read both lists", "MSP import", auth=true, account=false, q=&[], body=Some("MspNewImport"), answer=Answer::Any, write=true),
+    op!("get" "/msp/imports/{id}" "msp_get_import" "The wizard: both lists (summaries), its last run, the lock", "MSP import", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("delete" "/msp/imports/{id}" "msp_delete_import" "End a wizard and release the lock", "MSP import", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=true),
+    op!("get" "/msp/imports/{id}/plan" "msp_get_plan" "The wizard's signed plan (as `lpbridge msp import plan` writes it)", "MSP import", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("get" "/msp/imports/{id}/companies" "msp_list_companies" "Companies in <PSA> (unmapped first) and Companies not in <PSA>, with import status, PSA type and status, last import date and choice", "MSP import", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("patch" "/msp/imports/{id}/companies" "msp_choose_companies" "Step 3, choices: create (default), map to an existing managed company, keep, unmap and create as new, or leave out", "MSP import", auth=true, account=false, q=&[], body=Some("MspCompanyChoices"), answer=Answer::Any, write=true),
+    op!("get" "/msp/imports/{id}/companies/{company}/users" "msp_get_users" "Step 4, users: a company's contacts, which are selected (imported before: preselected), mapped or unmapped", "MSP import", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("patch" "/msp/imports/{id}/companies/{company}/users" "msp_choose_users" "Step 4, users: select e-mails, map contacts to existing LastPass users, unmap and create as new", "MSP import", auth=true, account=false, q=&[], body=Some("MspUserChoices"), answer=Answer::Any, write=true),
+    op!("post" "/msp/imports/{id}/apply" "msp_apply" "Step 5, Import and Map: validates (400 bad input, 409 stale plan naming what changed), then runs in the background (202)", "MSP import", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=true),
+    op!("get" "/msp/imports/{id}/result" "msp_result" "Step 6, result: status, progress {done,total}, companies and users imported, every error with the product's message", "MSP import", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("get" "/events" "list_events" "Collected audit events, newest first (from the store; filters user, category, action, from/to)", "Events", auth=true, account=true, q=&["page_size", "next", "user", "category", "action", "from", "to", "order"], body=None, answer=Answer::Any, write=false),
+    op!("get" "/events/watcher" "get_event_watcher" "Whether the connection's events are watched, and how many are collected", "Events", auth=true, account=true, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("patch" "/events/watcher" "set_event_watcher" "Turn watching the connection's events on or off ({enabled})", "Events", auth=true, account=true, q=&[], body=None, answer=Answer::Any, write=true),
+    op!("get" "/webhooks" "list_webhooks" "Webhook subscriptions (never their secrets)", "Events", auth=true, account=true, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("post" "/webhooks" "create_webhook" "Subscribe a URL to the connection's events ({url, secret, categories?, enabled?}; HMAC-SHA256 signed deliveries)", "Events", auth=true, account=true, q=&[], body=None, answer=Answer::Any, write=true),
+    op!("get" "/webhooks/{id}" "get_webhook" "One subscription", "Events", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=false),
+    op!("patch" "/webhooks/{id}" "update_webhook" "Change a subscription's URL, secret, categories or enabled flag", "Events", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=true),
+    op!("delete" "/webhooks/{id}" "delete_webhook" "Remove a subscription", "Events", auth=true, account=false, q=&[], body=None, answer=Answer::Plain("WriteResult"), write=true),
+    op!("get" "/webhooks/{id}/dead_letters" "list_dead_letters" "Batches the subscription gave up on", "Events", auth=true, account=false, q=&["include_replayed"], body=None, answer=Answer::Any, write=false),
+    op!("post" "/webhooks/{id}/replay" "replay_dead_letters" "Deliver the subscription's dead letters again (all, or {id})", "Events", auth=true, account=false, q=&[], body=None, answer=Answer::Any, write=true),
     op!("get" "/openapi.json" "openapi" "This document", "Operations", auth=false, account=false, q=&[], body=None, answer=Answer::Any, write=false),
     op!("get" "/healthz" "healthz" "Liveness", "Operations", auth=false, account=false, q=&[], body=None, answer=Answer::Any, write=false),
     op!("get" "/readyz" "readyz" "Readiness (the store answers)", "Operations", auth=false, account=false, q=&[], body=None, answer=Answer::Any, write=false),
@@ -155,6 +180,30 @@ fn query_param(name: &str) -> Value {
             "deactivate (default), remove or delete; or 0/1/2.",
             json!({"type": "string", "enum": ["deactivate", "remove", "delete", "0", "1", "2"], "default": "deactivate"}),
         ),
+        "user" => (
+            "Only this user's events (e-mail, case-insensitive).",
+            json!({"type": "string"}),
+        ),
+        "category" => (
+            "Only this category.",
+            json!({"type": "string", "enum": ["authentication", "user_lifecycle", "admin", "groups", "shared_folders", "vault_items", "policy", "api", "other"]}),
+        ),
+        "action" => (
+            "Only this LastPass action (case-insensitive).",
+            json!({"type": "string"}),
+        ),
+        "from" | "to" => (
+            "Time bound, UTC: RFC 3339 or YYYY-MM-DD.",
+            json!({"type": "string"}),
+        ),
+        "order" => (
+            "desc (newest first, default) or asc.",
+            json!({"type": "string", "enum": ["desc", "asc"], "default": "desc"}),
+        ),
+        "include_replayed" => (
+            "Also list dead letters already replayed.",
+            json!({"type": "boolean", "default": false}),
+        ),
         _ => ("", json!({"type": "string"})),
     };
     let required = matches!(name, "resource_type" | "resource_id");
@@ -181,6 +230,10 @@ fn error_responses(op: &Operation) -> Map<String, Value> {
     );
     if op.id == "create_connection" {
         m.insert("409".into(), r("A connection with this id exists"));
+    }
+    if op.tag == "MSP import" {
+        m.insert("409".into(), r("\"Another admin is already working with this integration\" (the import lock), or a stale plan"));
+        m.insert("502".into(), r("The PSA or the LastPass REST API failed; the message is the product's (e.g. \"We received a server error from your PSA provider\")"));
     }
     if op.body.is_some() {
         m.insert("413".into(), r("Body over the size limit"));
@@ -230,10 +283,10 @@ fn operation(op: &Operation) -> Value {
     }
     params.extend(op.query.iter().map(|q| query_param(q)));
     let mut responses = error_responses(op);
-    let ok_code = if op.id == "create_connection" {
-        "201"
-    } else {
-        "200"
+    let ok_code = match op.id {
+        "create_connection" | "msp_create_import" => "201",
+        "msp_apply" => "202",
+        _ => "200",
     };
     let ok = match (op.answer, ok_schema(op.answer)) {
         (Answer::Text, _) => {
@@ -628,6 +681,7 @@ fn build() -> Value {
     }
     let mut schemas = components();
     scim_components(&mut schemas);
+    schemas.extend(crate::msp::http::openapi_components());
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -31,6 +31,8 @@
 mod api_keys;
 mod connections;
 mod coord;
+pub mod events;
+pub mod msp;
 mod psa;
 pub mod scim;
 
@@ -53,6 +55,10 @@ pub use connections::{
     Connection, ConnectionPatch, ConnectionSummary, NewConnection, validate_connection_id,
 };
 pub use coord::Lease;
+pub use events::{
+    DeadLetter, DeadLetterQuery, EventListQuery, Fence, NewWebhook, StoredEvent, WatcherRow,
+    WatcherStatus, Webhook, WebhookPatch, WebhookSummary,
+};
 pub use psa::{
     AutotaskSettings, ConnectWiseSettings, NewPsaIntegration, PsaIntegration,
     PsaIntegrationSummary, PsaSecrets, PsaSettings, Tuning as PsaTuning,

@@ -85,6 +85,19 @@ impl Sink for FileSink {
         &self.name
     }
 
+    fn last_delivered(&self) -> BoxFuture<'_, Result<Option<EventRecord>, SinkError>> {
+        Box::pin(async move {
+            let state = Arc::clone(&self.state);
+            let path = self.path.clone();
+            blocking(move || {
+                let st = state.lock();
+                last_record(&st.path, st.keep)
+                    .map_err(|e| SinkError::io(format!("reading the end of {}", path.display()), e))
+            })
+            .await
+        })
+    }
+
     fn deliver<'a>(&'a self, batch: &'a [EventRecord]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             if batch.is_empty() {
@@ -185,6 +198,62 @@ impl FileState {
         self.file()?;
         Ok(())
     }
+}
+
+/// The record on the last whole line of the active file, or of `<path>.1` when the active file
+/// is empty (a crash right after a rotation). An unreadable last line answers `None`.
+fn last_record(path: &Path, keep: u32) -> io::Result<Option<EventRecord>> {
+    let mut candidates = vec![path.to_path_buf()];
+    if keep > 0 {
+        candidates.push(rotated(path, 1));
+    }
+    for p in candidates {
+        let mut f = match File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(line) = last_line(&mut f)? {
+            return Ok(serde_json::from_slice::<EventRecord>(&line).ok());
+        }
+    }
+    Ok(None)
+}
+
+/// The last line ending in `\n` (without it), reading backwards in blocks.
+fn last_line(f: &mut File) -> io::Result<Option<Vec<u8>>> {
+    let len = f.metadata()?.len();
+    let mut end = len;
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let mut seen_newline = false;
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let n = usize::try_from(end - start).map_err(io::Error::other)?;
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut buf[..n])?;
+        let mut chunk = buf[..n].to_vec();
+        chunk.extend_from_slice(&tail);
+        tail = chunk;
+        // Skip the text after the last `\n` (a partial line), then find the line's start.
+        if !seen_newline {
+            match tail.iter().rposition(|&b| b == b'\n') {
+                Some(i) => {
+                    tail.truncate(i);
+                    seen_newline = true;
+                }
+                None => {
+                    end = start;
+                    continue;
+                }
+            }
+        }
+        if let Some(i) = tail.iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(tail[i + 1..].to_vec()));
+        }
+        end = start;
+    }
+    Ok(seen_newline.then_some(tail))
 }
 
 /// `<path>.<i>`.

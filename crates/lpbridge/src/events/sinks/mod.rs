@@ -61,6 +61,14 @@ pub trait Sink: Send + Sync {
 
     /// Delivers `batch` as a whole, at least once (see the module docs).
     fn deliver<'a>(&'a self, batch: &'a [EventRecord]) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// The last record this sink durably holds, when it can tell (the file sink reads its last
+    /// line; others cannot and answer `None`). The dispatcher uses it after a crash to skip what
+    /// was delivered but not yet recorded as delivered, which makes such a sink exactly once
+    /// rather than at least once.
+    fn last_delivered(&self) -> BoxFuture<'_, Result<Option<EventRecord>, SinkError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A failed delivery (or sink construction). Never contains the webhook secret.
