@@ -557,15 +557,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_version_change_from_elsewhere_invalidates_but_our_own_does_not() {
-        let snaps = Snapshots::new(Duration::from_secs(60));
-        let id = ConnectionId::new("c").unwrap();
-        snaps.observe_version(&id, 3);
-        let slot = snaps.slot(&id);
-        let ttl = Duration::from_secs(60);
-        slot.directory
-            .get::<(), _>(ttl, || async { Ok(Directory::default()) })
-            .await
-            .unwrap();
+        let (snaps, id, slot) = warm_at_version_3().await;
+        let ttl = TTL;
         snaps.observe_version(&id, 3);
         assert!(slot.directory.fresh(ttl).is_some());
         snaps.own_version(&id, 4);
@@ -621,17 +614,25 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_request_that_sees_our_write_before_we_record_it_does_not_invalidate() {
-        let snaps = Snapshots::new(Duration::from_secs(60));
+    const TTL: Duration = Duration::from_secs(60);
+
+    /// A connection's snapshot, loaded at store version 3.
+    async fn warm_at_version_3() -> (Snapshots, ConnectionId, Arc<Slot>) {
+        let snaps = Snapshots::new(TTL);
         let id = ConnectionId::new("c").unwrap();
         snaps.observe_version(&id, 3);
         let slot = snaps.slot(&id);
-        let ttl = Duration::from_secs(60);
         slot.directory
-            .get::<(), _>(ttl, || async { Ok(Directory::default()) })
+            .get::<(), _>(TTL, || async { Ok(Directory::default()) })
             .await
             .unwrap();
+        (snaps, id, slot)
+    }
+
+    #[tokio::test]
+    async fn a_request_that_sees_our_write_before_we_record_it_does_not_invalidate() {
+        let (snaps, id, slot) = warm_at_version_3().await;
+        let ttl = TTL;
         // Two concurrent writes here bump to 4 and 5; requests see 5, then a stale 3.
         snaps.begin_write(&id);
         snaps.begin_write(&id);
@@ -662,15 +663,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_own_write_that_skips_a_version_invalidates() {
-        let snaps = Snapshots::new(Duration::from_secs(60));
-        let id = ConnectionId::new("c").unwrap();
-        snaps.observe_version(&id, 3);
-        let slot = snaps.slot(&id);
-        let ttl = Duration::from_secs(60);
-        slot.directory
-            .get::<(), _>(ttl, || async { Ok(Directory::default()) })
-            .await
-            .unwrap();
+        let (snaps, id, slot) = warm_at_version_3().await;
+        let ttl = TTL;
         // Another replica wrote (4) before this one's own write (5).
         snaps.own_version(&id, 5);
         assert!(slot.directory.fresh(ttl).is_none());
