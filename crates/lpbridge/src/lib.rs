@@ -36,6 +36,7 @@ pub mod actions;
 pub mod admin;
 pub mod cli;
 pub mod connections;
+pub mod console;
 pub mod crypto;
 pub mod error;
 pub mod events;

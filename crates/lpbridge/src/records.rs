@@ -317,6 +317,49 @@ impl From<crate::store::ApiKeyInfo> for ApiKeyRecord {
     }
 }
 
+/// `console user list`.
+#[derive(Serialize)]
+pub struct ConsoleUserRecord {
+    pub username: String,
+    /// `read-only` or `read-write`.
+    pub access: &'static str,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub last_login_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<crate::store::console::ConsoleUser> for ConsoleUserRecord {
+    fn from(u: crate::store::console::ConsoleUser) -> Self {
+        Self {
+            access: if u.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            },
+            username: u.username,
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+}
+
+impl Record for ConsoleUserRecord {
+    fn headers() -> &'static [&'static str] {
+        &["username", "access", "created_at", "last_login_at"]
+    }
+    fn row(&self) -> Vec<String> {
+        let t = |v: &Option<chrono::DateTime<chrono::Utc>>| {
+            v.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default()
+        };
+        vec![
+            self.username.clone(),
+            self.access.into(),
+            t(&Some(self.created_at)),
+            t(&self.last_login_at),
+        ]
+    }
+}
+
 impl Record for ApiKeyRecord {
     fn headers() -> &'static [&'static str] {
         &[

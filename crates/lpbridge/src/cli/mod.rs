@@ -5,6 +5,7 @@
 mod api;
 mod apikey;
 mod connection;
+mod console;
 mod events;
 mod folders;
 mod groups;
@@ -150,6 +151,12 @@ pub enum Command {
         after_help = "Example:\n  lpbridge scim token create --connection prod --name okta\n  lpbridge scim token list"
     )]
     Scim(scim::ScimCmd),
+    /// Users of the web console that `lpbridge serve` serves at `/`.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  lpbridge console user add alice\n  lpbridge console user list --format table"
+    )]
+    Console(console::ConsoleCmd),
     /// List, look up, invite, import, update and remove users.
     #[command(
         subcommand,
@@ -499,6 +506,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Connection(c) => connection::run(&ctx, c).await,
         Command::Apikey(c) => apikey::run(&ctx, c).await,
         Command::Scim(c) => scim::run(&ctx, c).await,
+        Command::Console(c) => console::run(&ctx, c).await,
         Command::Users(c) => users::run(&ctx, c).await,
         Command::Groups(c) => groups::run(&ctx, c).await,
         Command::Folders(c) => folders::run(&ctx, c).await,

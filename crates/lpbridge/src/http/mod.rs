@@ -518,6 +518,7 @@ pub fn router(app: App) -> Router {
         .route("/connections/{id}/test", post(test_connection))
         .merge(crate::events::http::router())
         .merge(crate::msp::http::router())
+        .merge(crate::console::router(app.clone()))
         .route("/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

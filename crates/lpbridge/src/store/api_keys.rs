@@ -336,6 +336,17 @@ impl Store {
         rows.iter().map(Row::info).collect()
     }
 
+    /// The key with this id, revoked or not (a console session made with a key checks it on
+    /// every request).
+    pub async fn api_key_info(&self, id: &str) -> Result<Option<ApiKeyInfo>> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
+        let row = with_pool!(self, p => sqlx::query_as::<_, Row>(&sql)
+            .bind(id)
+            .fetch_optional(p)
+            .await)?;
+        row.as_ref().map(Row::info).transpose()
+    }
+
     /// Revokes a key; `false` when there is no such key or it was revoked already.
     pub async fn revoke_api_key(&self, id: &str) -> Result<bool> {
         let n = with_pool!(self, p => sqlx::query(

@@ -30,6 +30,7 @@
 
 mod api_keys;
 mod connections;
+pub mod console;
 mod coord;
 pub mod events;
 pub mod msp;

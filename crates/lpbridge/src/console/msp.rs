@@ -1,0 +1,18 @@
+//! The console's msp pages (being written).
+
+use axum::Router;
+use axum::response::Response;
+use axum::routing::get;
+use maud::html;
+
+use super::Session;
+use super::ui::{self, Nav};
+use crate::http::App;
+
+pub fn router() -> Router<App> {
+    Router::new().route("/msp", get(index))
+}
+
+async fn index(s: Session) -> Response {
+    ui::page(&s, Nav::Import, "PSA import", html! { h1 { "PSA import" } })
+}
