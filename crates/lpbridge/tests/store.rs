@@ -156,6 +156,7 @@ both!(
     psa_secrets_are_encrypted_at_rest_and_bound_to_their_row,
     concurrent_creates_of_one_name_have_one_winner,
     first_writes_under_two_keys_seal_under_one,
+    console_users_and_sessions,
 );
 
 fn conn(id: &str) -> NewConnection {
@@ -1051,4 +1052,126 @@ async fn scim_tokens_are_scoped_keys_with_their_own_purpose(fx: &Fixture) {
             .count(),
         1
     );
+}
+
+/// Console users: Argon2id hashes, never the password; sessions shared by replicas, stored as
+/// digests, sliding, ended by logout, a new password, a removed user.
+async fn console_users_and_sessions(fx: &Fixture) {
+    use lpbridge::store::console::Principal;
+    let a = fx.open().await;
+    let b = fx.open().await; // another replica
+    let pw = Secret::new("correct-horse-battery");
+    // Bad input names the field and changes nothing.
+    let e = a
+        .create_console_user("bad name!", &pw, false)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("username"), "{e}");
+    let e = a
+        .create_console_user("alice", &Secret::new("short"), false)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("password") && !e.to_string().contains("short"),
+        "{e}"
+    );
+    assert!(a.list_console_users().await.unwrap().is_empty());
+
+    let u = a.create_console_user("Alice", &pw, false).await.unwrap();
+    assert_eq!(u.username, "alice");
+    let e = b.create_console_user("alice", &pw, true).await.unwrap_err();
+    assert!(e.to_string().contains("exists"), "{e}");
+    let text_col = |col: &str, table: &str| match fx.url {
+        Some(_) => format!("SELECT convert_to({col}, 'UTF8') FROM {table}"),
+        None => format!("SELECT CAST({col} AS BLOB) FROM {table}"),
+    };
+    let hash = fx
+        .raw_bytes(&text_col("password_hash", "console_users"))
+        .await;
+    let hash = String::from_utf8(hash).unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(pw.expose()));
+
+    assert!(
+        b.verify_console_user("alice", &Secret::new("wrong-password-x"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        b.verify_console_user("nobody", &pw)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let v = b.verify_console_user("ALICE", &pw).await.unwrap().unwrap();
+    assert!(v.last_login_at.is_some());
+
+    let ttl = Duration::from_secs(3600);
+    let who = Principal::User("alice".into());
+    let (s, cookie) = a.create_console_session(&who, ttl).await.unwrap();
+    assert!(cookie.expose().starts_with("lpbs_"));
+    assert!(!format!("{cookie:?}").contains(cookie.expose()));
+    // The other replica knows it; the cookie is not stored, only its digest.
+    let seen = b
+        .console_session(cookie.expose(), ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.principal, who);
+    assert_eq!(seen.csrf, s.csrf);
+    let stored = fx.raw_bytes(&text_col("id_hash", "console_sessions")).await;
+    assert!(
+        !String::from_utf8(stored)
+            .unwrap()
+            .contains(&cookie.expose()[5..20])
+    );
+    assert!(
+        b.console_session("lpbs_forged", ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        b.console_session("not-a-session", ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Expired sessions are refused.
+    let (_, short) = a
+        .create_console_session(&Principal::Key("k1".into()), Duration::from_millis(1))
+        .await
+        .unwrap();
+    eventually(
+        "the short session to expire",
+        Duration::from_secs(5),
+        || async {
+            b.console_session(short.expose(), Duration::from_millis(1))
+                .await
+                .unwrap()
+                .is_none()
+        },
+    )
+    .await;
+
+    // A new password ends the sessions; so does removing the user.
+    b.set_console_password("alice", &Secret::new("another-long-password"))
+        .await
+        .unwrap();
+    assert!(
+        a.console_session(cookie.expose(), ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(b.verify_console_user("alice", &pw).await.unwrap().is_none());
+    let (_, c2) = a.create_console_session(&who, ttl).await.unwrap();
+    a.end_console_session(c2.expose()).await.unwrap();
+    assert!(b.console_session(c2.expose(), ttl).await.unwrap().is_none());
+    let (_, c3) = a.create_console_session(&who, ttl).await.unwrap();
+    assert!(a.delete_console_user("alice").await.unwrap());
+    assert!(!a.delete_console_user("alice").await.unwrap());
+    assert!(b.console_session(c3.expose(), ttl).await.unwrap().is_none());
 }

@@ -13,12 +13,14 @@
 //! | [`events`] | the audit log: filters, live updates, the chart by category |
 //! | [`webhooks`] | subscriptions, delivery state, dead letters, replay |
 //! | [`msp`] | the PSA import wizard |
+//! | [`jobs`] | bulk actions in the background, with a progress page |
 
 pub mod assets;
 pub mod auth;
 pub mod connections;
 pub mod directory;
 pub mod events;
+pub mod jobs;
 pub mod msp;
 pub mod ui;
 pub mod webhooks;
@@ -48,6 +50,7 @@ pub fn router(app: App) -> Router<App> {
         .merge(events::router())
         .merge(webhooks::router())
         .merge(msp::router())
+        .merge(jobs::router())
         .fallback(ui::not_found)
         .layer(axum::middleware::from_fn_with_state(app, auth::guard));
     Router::new()
