@@ -1,5 +1,6 @@
-//! The MSP import wizard's endpoints (thin: parse, authorise, call [`super`]). A web console
-//! drives the same flow as `lpbridge msp import plan|apply`, step by step:
+//! The MSP import wizard's endpoints, thin: parse, authorise, build the [`Actor`], call
+//! [`super::wizard`] (which the web console calls too), serialise. They drive the same flow as
+//! `lpbridge msp import plan|apply`, step by step:
 //!
 //! | step | endpoint |
 //! |---|---|
@@ -19,28 +20,24 @@
 //! integration". Reads need any API key; changes need a read-write key that is not limited to
 //! some connections.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::Utc;
-use lastpass::rest::{CompanyId, CompanyUserId};
-use lp_types::{ConnectionId, Email, InvalidValue, Secret};
+use lp_types::Secret;
 use psa::CompanyFilter;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::apply::{self, ApplyOptions, ImportResult, NoProgress};
-use super::lock::{self, Held, Owner};
-use super::plan::{self, CompanyAction, CompanyRow, Edit, Plan};
-use super::{ImportContext, MspError, messages};
+use super::plan::CompanyAction;
+use super::wizard::{self, Actor, CompanyEdit, NewCredentials, UserEdits};
+use super::{MspError, messages};
 use crate::error::Error;
 use crate::http::{Admin, ApiError, App, Caller, JsonBody, typed};
-use crate::store::msp::{RunStatus, WizardRow};
-use crate::store::{PsaTuning, StoreError};
+use crate::store::StoreError;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -111,46 +108,28 @@ pub fn classify(e: &MspError) -> (StatusCode, &'static str, String, Vec<Value>, 
     (status, code, e.to_string(), vec![], None)
 }
 
-fn msp(e: impl Into<MspError>) -> ApiError {
-    ApiError(Error::Msp(e.into()))
+#[derive(Serialize)]
+struct Data<T> {
+    data: T,
 }
 
-fn ok(status: StatusCode, data: Value) -> ApiResult {
-    Ok((status, Json(json!({ "data": data }))).into_response())
+fn ok<T: Serialize>(status: StatusCode, data: T) -> ApiResult {
+    Ok((status, Json(Data { data })).into_response())
 }
 
-fn tuning(app: &App) -> PsaTuning {
-    PsaTuning {
-        timeout: Some(app.settings.client.timeout),
-        attempts: Some(app.settings.client.attempts),
+/// The caller as the wizard's actor: the key's id is the wizard's creator, and the lock's
+/// holder reads `API key <id> (<name>)`.
+fn actor(c: &Caller) -> Actor {
+    Actor {
+        id: c.0.id.clone(),
+        label: format!("API key {} ({})", c.0.id, c.0.name),
     }
-}
-
-fn integration_id(raw: &str) -> Result<ConnectionId, ApiError> {
-    ConnectionId::new(raw.trim())
-        .map_err(|_| ApiError(InvalidValue::new("psa", raw, "must not be empty").into()))
-}
-
-/// The lock owner of a wizard: the API key, and the wizard id as its token. It names no host
-/// or process, so any replica serving the wizard's requests holds the same lock.
-fn wizard_owner(key_id: &str, key_name: &str, wizard: &str) -> Owner {
-    Owner {
-        admin: format!("API key {key_id} ({key_name})"),
-        host: "lpbridge serve".into(),
-        pid: 0,
-        token: wizard.to_owned(),
-    }
-}
-
-fn owner_of(w: &WizardRow, c: &Caller) -> Owner {
-    wizard_owner(&w.created_by, &c.0.name, &w.id)
 }
 
 // ---- credentials ------------------------------------------------------------------------------
 
 async fn get_credentials(_c: Caller, State(app): State<App>) -> ApiResult {
-    let s = app.store.msp_settings_summary().await?;
-    ok(StatusCode::OK, json!(s))
+    ok(StatusCode::OK, wizard::get_credentials(&app).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,69 +148,26 @@ impl crate::actions::Validate for PutCredentials {}
 
 async fn put_credentials(_a: Admin, State(app): State<App>, JsonBody(body): JsonBody) -> ApiResult {
     let req: PutCredentials = typed(body)?;
-    let key = req
-        .api_key
-        .filter(|k| !k.expose().trim().is_empty())
-        .ok_or_else(|| {
-            msp(MspError::CredentialsRequired(
-                "the api_key field is empty or missing".into(),
-            ))
-        })?;
-    let raw_url = req
-        .base_url
-        .unwrap_or_else(|| lastpass::rest::DEFAULT_BASE_URL.to_owned());
-    let base = lastpass::rest::parse_base_url(&raw_url).map_err(|e| ApiError(e.into()))?;
-    if req.check.unwrap_or(true) {
-        let client = super::build_rest_client(base.clone(), key.clone()).map_err(msp)?;
-        super::check_rest(&client).await.map_err(msp)?;
-    }
-    let s = app.store.set_msp_settings(&base, &key).await?;
-    ok(StatusCode::OK, json!(s))
+    let new = NewCredentials {
+        base_url: req.base_url,
+        api_key: req.api_key,
+        check: req.check.unwrap_or(true),
+    };
+    ok(StatusCode::OK, wizard::put_credentials(&app, new).await?)
 }
 
 // ---- integrations -----------------------------------------------------------------------------
 
 async fn list_integrations(_c: Caller, State(app): State<App>) -> ApiResult {
-    let mut out = Vec::new();
-    for i in app.store.list_psa_integrations().await? {
-        let lock = lock::status(&app.store, i.id.as_str()).await.map_err(msp)?;
-        out.push(json!({
-            "id": i.id,
-            "kind": i.kind,
-            "psa_name": super::psa_display_name(i.kind),
-            "lock": lock,
-        }));
-    }
-    ok(StatusCode::OK, json!(out))
+    ok(StatusCode::OK, wizard::list_integrations(&app).await?)
 }
 
 async fn attributes(_c: Caller, State(app): State<App>, Path(id): Path<String>) -> ApiResult {
-    let id = integration_id(&id)?;
-    let i = app
-        .store
-        .get_psa_integration(&id)
-        .await?
-        .ok_or_else(|| msp(super::no_integration(id.as_str())))?;
-    let dir = crate::store::psa_directory(&i.settings, &i.secrets, &tuning(&app)).map_err(msp)?;
-    let attrs = dir.attributes().await.map_err(msp)?;
-    ok(
-        StatusCode::OK,
-        json!({
-            "integration": i.id,
-            "psa_name": super::psa_display_name(i.kind()),
-            "types": attrs.types,
-            "statuses": attrs.statuses,
-        }),
-    )
+    ok(StatusCode::OK, wizard::attributes(&app, &id).await?)
 }
 
 async fn lock_status(_c: Caller, State(app): State<App>, Path(id): Path<String>) -> ApiResult {
-    let id = integration_id(&id)?;
-    if app.store.psa_integration_summary(&id).await?.is_none() {
-        return Err(msp(super::no_integration(id.as_str())));
-    }
-    let s = lock::status(&app.store, id.as_str()).await.map_err(msp)?;
-    ok(StatusCode::OK, json!(s))
+    ok(StatusCode::OK, wizard::lock_status(&app, &id).await?)
 }
 
 // ---- wizards ----------------------------------------------------------------------------------
@@ -246,213 +182,38 @@ struct NewImport {
 
 impl crate::actions::Validate for NewImport {}
 
-/// A row without its contacts (the companies tab).
-fn row_summary(r: &CompanyRow) -> Value {
-    let selected = plan::selected_emails(r).map_or(0, |v| v.len());
-    json!({
-        "psa_company_id": r.psa_company_id,
-        "name": r.name,
-        "import_status": r.import_status,
-        "psa_type": r.psa_type,
-        "psa_status": r.psa_status,
-        "psa_active": r.psa_active,
-        "last_import": r.last_import,
-        "mapped_to": r.mapped_to,
-        "duplicates": r.duplicates,
-        "contacts": r.contacts.len(),
-        "selected_emails": selected,
-        "choice": {
-            "import": r.choice.import,
-            "action": r.choice.action,
-            "managed_company_id": r.choice.managed_company_id,
-        },
-    })
-}
-
-fn lists(p: &Plan) -> Value {
-    json!({
-        "psa_name": p.psa_name,
-        "companies_in_psa": p.companies_in_psa.iter().map(row_summary).collect::<Vec<_>>(),
-        "companies_not_in_psa": p.companies_not_in_psa,
-    })
-}
-
-async fn run_view(app: &App, w: &WizardRow) -> Result<Value, ApiError> {
-    let Some(run_id) = &w.run_id else {
-        return Ok(Value::Null);
-    };
-    let Some(mut row) = app.store.msp_run(run_id).await? else {
-        return Ok(Value::Null);
-    };
-    let mut interrupted = false;
-    if row.status == RunStatus::Running {
-        // A run whose process died leaves its row `running`; its lock tells.
-        let held = app
-            .store
-            .lease(&lock::lease_name(&w.integration_id))
-            .await?
-            .is_some_and(|l| Owner::decode(&l.owner).is_some_and(|o| o.token == w.id));
-        if !held {
-            // Or it just finished: a run writes its row before it releases the lock.
-            match app.store.msp_run(run_id).await? {
-                Some(again) if again.status != RunStatus::Running => row = again,
-                _ => interrupted = true,
-            }
-        }
-    }
-    let mut result = serde_json::to_value(ImportResult::from_row(&row)).unwrap_or_default();
-    let status = if interrupted {
-        json!("interrupted")
-    } else {
-        json!(row.status)
-    };
-    result["status"] = status;
-    result["progress"] = json!({"done": row.done_steps, "total": row.total_steps});
-    Ok(result)
-}
-
-async fn view(app: &App, w: &WizardRow, p: &Plan) -> Result<Value, ApiError> {
-    let lock = lock::status(&app.store, &w.integration_id)
-        .await
-        .map_err(msp)?;
-    Ok(json!({
-        "id": w.id,
-        "integration": w.integration_id,
-        "created_by": w.created_by,
-        "created_at": w.created_at,
-        "updated_at": w.updated_at,
-        "plan_id": p.plan_id,
-        "filter": p.filter,
-        "fingerprint": p.fingerprint,
-        "lists": lists(p),
-        "run": run_view(app, w).await?,
-        "lock": lock,
-    }))
-}
-
 async fn create_import(a: Admin, State(app): State<App>, JsonBody(body): JsonBody) -> ApiResult {
-    let key_info = &(a.0).0;
     let req: NewImport = typed(body)?;
-    let id = integration_id(&req.psa)?;
-    let ctx = ImportContext::open(&app.store, &id, &tuning(&app))
-        .await
-        .map_err(msp)?;
-    let wizard = super::random_hex(8);
-    let owner = wizard_owner(&key_info.id, &key_info.name, &wizard);
-    lock::acquire(&app.store, id.as_str(), &owner, lock::WIZARD_TTL)
-        .await
-        .map_err(msp)?;
-    let made = async {
-        let key = app.store.msp_plan_key().await?;
-        let state = super::state::fetch(&ctx, &req.filter).await?;
-        let p = plan::build(
-            id.as_str(),
-            ctx.integration.kind(),
-            &req.filter,
-            &state,
-            &key,
-        );
-        let now = Utc::now();
-        let row = WizardRow {
-            id: wizard.clone(),
-            integration_id: id.as_str().to_owned(),
-            created_by: key_info.id.clone(),
-            plan: p.to_json(),
-            run_id: None,
-            created_at: now,
-            updated_at: now,
-        };
-        app.store.create_msp_wizard(&row).await?;
-        Ok::<_, MspError>((row, p))
-    }
-    .await;
-    let (row, p) = match made {
-        Ok(x) => x,
-        Err(e) => {
-            let _ = lock::release(&app.store, id.as_str(), &owner).await;
-            return Err(msp(e));
-        }
+    let new = wizard::NewImport {
+        psa: req.psa,
+        filter: req.filter,
     };
-    ok(StatusCode::CREATED, view(&app, &row, &p).await?)
-}
-
-/// The wizard and its plan.
-async fn load(app: &App, id: &str) -> Result<(WizardRow, Plan), ApiError> {
-    let w = app.store.msp_wizard(id).await?.ok_or_else(|| {
-        msp(MspError::NotFound(format!(
-            "no MSP import wizard {:?} (POST /msp/imports starts one)",
-            lp_types::shown(id)
-        )))
-    })?;
-    let p = Plan::from_json(w.plan.as_bytes()).map_err(msp)?;
-    Ok((w, p))
-}
-
-/// The wizard for a change by `c`: its creator only (another admin gets the lock message), and
-/// the lock renewed.
-async fn load_for_change(app: &App, id: &str, c: &Caller) -> Result<(WizardRow, Plan), ApiError> {
-    let (w, p) = load(app, id).await?;
-    if w.created_by != c.0.id {
-        let s = lock::status(&app.store, &w.integration_id)
-            .await
-            .map_err(msp)?;
-        return Err(msp(MspError::Locked {
-            holder: s
-                .holder
-                .unwrap_or_else(|| format!("API key {}", w.created_by)),
-            until: s
-                .expires_at
-                .map_or_else(|| "the wizard ends".to_owned(), |t| t.to_rfc3339()),
-        }));
-    }
-    if let Some(run) = &w.run_id
-        && let Some(r) = app.store.msp_run(run).await?
-        && r.status == RunStatus::Running
-        && run_view(app, &w).await?["status"] == "running"
-    {
-        return Err(ApiError(Error::Conflict(format!(
-            "the import {} is running; wait for its result (GET /msp/imports/{id}/result)",
-            r.id
-        ))));
-    }
-    lock::acquire(
-        &app.store,
-        &w.integration_id,
-        &owner_of(&w, c),
-        lock::WIZARD_TTL,
-    )
-    .await
-    .map_err(msp)?;
-    Ok((w, p))
+    let v = wizard::create_import(&app, &actor(&a.0), new).await?;
+    ok(StatusCode::CREATED, v)
 }
 
 async fn get_import(_c: Caller, State(app): State<App>, Path(id): Path<String>) -> ApiResult {
-    let (w, p) = load(&app, &id).await?;
-    ok(StatusCode::OK, view(&app, &w, &p).await?)
+    ok(StatusCode::OK, wizard::get_import(&app, &id).await?)
 }
 
 async fn get_plan(_c: Caller, State(app): State<App>, Path(id): Path<String>) -> ApiResult {
-    let (_, p) = load(&app, &id).await?;
-    ok(StatusCode::OK, serde_json::to_value(&p).unwrap_or_default())
+    ok(StatusCode::OK, wizard::get_plan(&app, &id).await?)
 }
 
 async fn list_companies(_c: Caller, State(app): State<App>, Path(id): Path<String>) -> ApiResult {
-    let (_, p) = load(&app, &id).await?;
-    ok(StatusCode::OK, lists(&p))
+    ok(StatusCode::OK, wizard::list_companies(&app, &id).await?)
 }
 
 async fn delete_import(a: Admin, State(app): State<App>, Path(id): Path<String>) -> ApiResult {
-    let (w, _) = load_for_change(&app, &id, &a.0).await?;
-    lock::release(&app.store, &w.integration_id, &owner_of(&w, &a.0))
-        .await
-        .map_err(msp)?;
-    app.store.delete_msp_wizard(&w.id).await?;
+    let id = wizard::delete_import(&app, &actor(&a.0), &id).await?;
     ok(
         StatusCode::OK,
-        json!({"id": w.id, "deleted": true, "lock": "released"}),
+        json!({"id": id, "deleted": true, "lock": "released"}),
     )
 }
 
+// The request bodies are parsed here into the wizard's inputs; their type names stay as they
+// were because serde quotes them in errors ("expected struct CompanyChoiceIn").
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CompanyChoiceIn {
@@ -474,74 +235,6 @@ struct PatchCompanies {
 
 impl crate::actions::Validate for PatchCompanies {}
 
-/// The managed companies a plan's facts name (mapped and same-named ones).
-fn fact_ids(p: &Plan) -> HashMap<String, String> {
-    let mut m = HashMap::new();
-    for r in &p.companies_in_psa {
-        for d in &r.duplicates {
-            m.insert(d.id.clone(), d.name.clone());
-        }
-        if let Some(x) = r.live_mapping() {
-            m.insert(x.id.clone(), x.name.clone());
-        }
-    }
-    for g in &p.companies_not_in_psa {
-        m.insert(g.managed_company.id.clone(), g.managed_company.name.clone());
-    }
-    m
-}
-
-/// Validates the plan's choices after an edit; managed ids outside the facts are looked up.
-async fn check_choices(app: &App, p: &Plan, new_ids: &[(usize, String)]) -> Result<(), ApiError> {
-    let mut managed = fact_ids(p);
-    let mut problems = Vec::new();
-    let mut missing: Vec<&(usize, String)> = Vec::new();
-    for item in new_ids {
-        if !managed.contains_key(&item.1) {
-            missing.push(item);
-        }
-    }
-    if !missing.is_empty() {
-        let client = super::rest_client(&app.store).await.map_err(msp)?;
-        for (i, id) in missing {
-            match client.get_company(&CompanyId::new(id.clone())).await {
-                Ok(c) => {
-                    managed.insert(id.clone(), c.name);
-                }
-                Err(lastpass::rest::Error::NotFound { .. }) => problems.push(InvalidValue::new(
-                    format!("choices[{i}].managed_company_id"),
-                    id.as_str(),
-                    "is not a managed company of the MSP account (unknown id)",
-                )),
-                Err(e) => return Err(msp(e)),
-            }
-        }
-    }
-    // Choices made earlier were checked then; keep them known.
-    for r in &p.companies_in_psa {
-        if let Some(id) = &r.choice.managed_company_id {
-            managed.entry(id.clone()).or_default();
-        }
-    }
-    problems.extend(
-        plan::validate(p, &managed)
-            .into_iter()
-            .filter(|e| !e.reason.contains("unknown id")),
-    );
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(msp(MspError::Invalid(problems)))
-    }
-}
-
-async fn save(app: &App, w: &WizardRow, p: &Plan) -> Result<(), ApiError> {
-    app.store
-        .update_msp_wizard(&w.id, &p.to_json(), w.run_id.as_deref())
-        .await?;
-    Ok(())
-}
-
 async fn patch_companies(
     a: Admin,
     State(app): State<App>,
@@ -549,92 +242,18 @@ async fn patch_companies(
     JsonBody(body): JsonBody,
 ) -> ApiResult {
     let req: PatchCompanies = typed(body)?;
-    let (w, mut p) = load_for_change(&app, &id, &a.0).await?;
-    let mut edits = Vec::new();
-    let mut new_ids = Vec::new();
-    let mut problems = Vec::new();
-    for (i, c) in req.choices.iter().enumerate() {
-        if let Some(import) = c.import {
-            edits.push(Edit::Import {
-                company: c.company.clone(),
-                import,
-            });
-        }
-        match c.action {
-            Some(CompanyAction::Map) => match &c.managed_company_id {
-                Some(m) if !m.trim().is_empty() => {
-                    new_ids.push((i, m.trim().to_owned()));
-                    edits.push(Edit::Map {
-                        company: c.company.clone(),
-                        managed_id: m.clone(),
-                    });
-                }
-                _ => problems.push(InvalidValue::new(
-                    format!("choices[{i}].managed_company_id"),
-                    "",
-                    "is required with action map",
-                )),
-            },
-            Some(CompanyAction::Keep) => edits.push(Edit::Keep {
-                company: c.company.clone(),
-            }),
-            Some(CompanyAction::Create) => edits.push(Edit::Create {
-                company: c.company.clone(),
-            }),
-            Some(CompanyAction::Unmap) => edits.push(Edit::Unmap {
-                company: c.company.clone(),
-            }),
-            None if c.managed_company_id.is_some() => problems.push(InvalidValue::new(
-                format!("choices[{i}].action"),
-                "",
-                "is required with managed_company_id (action map)",
-            )),
-            None => {}
-        }
-    }
-    if !problems.is_empty() {
-        return Err(msp(MspError::Invalid(problems)));
-    }
-    plan::apply_edits(&mut p, &edits).map_err(msp)?;
-    check_choices(&app, &p, &new_ids).await?;
-    save(&app, &w, &p).await?;
-    ok(StatusCode::OK, lists(&p))
-}
-
-fn users_view(p: &Plan, i: usize) -> Value {
-    let r = &p.companies_in_psa[i];
-    let chosen: Vec<String> = plan::selected_emails(r)
-        .map(|v| v.into_iter().map(|e| e.folded().to_owned()).collect())
-        .unwrap_or_default();
-    let contacts: Vec<Value> =
-        r.contacts
-            .iter()
-            .map(|c| {
-                let folded = c.email.as_deref().map(str::to_lowercase);
-                let mut v = serde_json::to_value(c).unwrap_or_default();
-                v["selected"] = json!(folded.as_ref().is_some_and(|e| chosen.contains(e)));
-                v["map_to_user"] = json!(folded.as_ref().and_then(|e| {
-                    r.choice
-                        .map_users
-                        .iter()
-                        .find(|(k, _)| k.to_lowercase() == *e)
-                        .map(|(_, u)| u.clone())
-                }));
-                v["unmap"] = json!(folded.as_ref().is_some_and(|e| {
-                    r.choice.unmap_users.iter().any(|u| u.to_lowercase() == *e)
-                }));
-                v
-            })
-            .collect();
-    json!({
-        "company": row_summary(r),
-        "contacts": contacts,
-        "choice": {
-            "emails": r.choice.emails,
-            "map_users": r.choice.map_users,
-            "unmap_users": r.choice.unmap_users,
-        },
-    })
+    let choices: Vec<CompanyEdit> = req
+        .choices
+        .into_iter()
+        .map(|c| CompanyEdit {
+            company: c.company,
+            import: c.import,
+            action: c.action,
+            managed_company_id: c.managed_company_id,
+        })
+        .collect();
+    let lists = wizard::patch_companies(&app, &actor(&a.0), &id, &choices).await?;
+    ok(StatusCode::OK, lists)
 }
 
 async fn get_users(
@@ -642,11 +261,10 @@ async fn get_users(
     State(app): State<App>,
     Path((id, company)): Path<(String, String)>,
 ) -> ApiResult {
-    let (_, p) = load(&app, &id).await?;
-    let i = p
-        .find_row(&company)
-        .map_err(|e| msp(MspError::Invalid(vec![e])))?;
-    ok(StatusCode::OK, users_view(&p, i))
+    ok(
+        StatusCode::OK,
+        wizard::get_users(&app, &id, &company).await?,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -669,161 +287,36 @@ async fn patch_users(
     JsonBody(body): JsonBody,
 ) -> ApiResult {
     let req: PatchUsers = typed(body)?;
-    let (w, mut p) = load_for_change(&app, &id, &a.0).await?;
-    let i = p
-        .find_row(&company)
-        .map_err(|e| msp(MspError::Invalid(vec![e])))?;
-    let mut problems = Vec::new();
-    let mut check = |field: String, v: &str| match Email::parse(v) {
-        Ok(e) => Some(e.as_str().to_owned()),
-        Err(e) => {
-            problems.push(InvalidValue::new(field, v, e.reason));
-            None
-        }
+    let edits = UserEdits {
+        emails: req.emails,
+        map_users: req.map_users,
+        unmap_users: req.unmap_users,
     };
-    let emails = req.emails.as_ref().map(|l| {
-        l.iter()
-            .enumerate()
-            .filter_map(|(j, v)| check(format!("emails[{j}]"), v))
-            .collect::<Vec<_>>()
-    });
-    let map_users = req.map_users.as_ref().map(|m| {
-        m.iter()
-            .filter_map(|(e, u)| {
-                check(format!("map_users[{e}]"), e).map(|e| (e, u.trim().to_owned()))
-            })
-            .collect::<BTreeMap<_, _>>()
-    });
-    let unmap_users = req.unmap_users.as_ref().map(|l| {
-        l.iter()
-            .enumerate()
-            .filter_map(|(j, v)| check(format!("unmap_users[{j}]"), v))
-            .collect::<Vec<_>>()
-    });
-    if !problems.is_empty() {
-        return Err(msp(MspError::Invalid(problems)));
-    }
-    {
-        let c = &mut p.companies_in_psa[i].choice;
-        if let Some(e) = emails {
-            c.emails = e;
-        }
-        if let Some(m) = map_users.clone() {
-            c.map_users = m;
-        }
-        if let Some(u) = unmap_users {
-            c.unmap_users = u;
-        }
-    }
-    check_choices(&app, &p, &[]).await?;
-    // Users to map must exist in the company they are mapped in.
-    if let Some(m) = map_users.filter(|m| !m.is_empty()) {
-        let row = &p.companies_in_psa[i];
-        let target = row
-            .choice
-            .managed_company_id
-            .clone()
-            .or_else(|| row.live_mapping().map(|x| x.id.clone()));
-        if let Some(target) = target {
-            let client = super::rest_client(&app.store).await.map_err(msp)?;
-            let mut problems = Vec::new();
-            for (email, uid) in m {
-                match client
-                    .get_user(
-                        &CompanyId::new(target.clone()),
-                        &CompanyUserId::new(uid.clone()),
-                    )
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(lastpass::rest::Error::NotFound { .. }) => {
-                        problems.push(InvalidValue::new(
-                            format!("map_users[{email}]"),
-                            uid,
-                            format!("is not a user of managed company {target} (unknown id)"),
-                        ))
-                    }
-                    Err(e) => return Err(msp(e)),
-                }
-            }
-            if !problems.is_empty() {
-                return Err(msp(MspError::Invalid(problems)));
-            }
-        }
-    }
-    save(&app, &w, &p).await?;
-    ok(StatusCode::OK, users_view(&p, i))
+    let v = wizard::patch_users(&app, &actor(&a.0), &id, &company, edits).await?;
+    ok(StatusCode::OK, v)
 }
 
 async fn apply_import(a: Admin, State(app): State<App>, Path(id): Path<String>) -> ApiResult {
-    let (w, p) = load_for_change(&app, &id, &a.0).await?;
-    let integration = integration_id(&w.integration_id)?;
-    let ctx = ImportContext::open(&app.store, &integration, &tuning(&app))
-        .await
-        .map_err(msp)?;
-    let key = app.store.msp_plan_key().await?;
-    let opts = ApplyOptions {
-        expected_integration: Some(w.integration_id.clone()),
-        ..ApplyOptions::default()
-    };
-    // While the import runs, its lease is renewed often and lives shortly: should this
-    // process die, the run shows as interrupted within a minute and can be applied again.
-    let owner = owner_of(&w, &a.0);
-    let held = Held::take(&app.store, &w.integration_id, owner.clone(), lock::RUN_TTL)
-        .await
-        .map_err(msp)?;
-    let ready = async {
-        let prepared = apply::prepare(&ctx, p, &key, &opts).await?;
-        let started = apply::start(&ctx, &prepared, &held).await?;
-        Ok::<_, MspError>((prepared, started))
-    }
-    .await;
-    let (prepared, started) = match ready {
-        Ok(x) => x,
-        Err(e) => {
-            // The wizard keeps its lock: the admin fixes the choices (or starts over).
-            held.keep();
-            let _ = lock::acquire(&app.store, &w.integration_id, &owner, lock::WIZARD_TTL).await;
-            return Err(msp(e));
-        }
-    };
-    app.store
-        .update_msp_wizard(&w.id, &w.plan, Some(&started.run_id))
-        .await?;
-    let (run_id, total) = (started.run_id.clone(), started.total_steps);
-    let store = app.store.clone();
-    tokio::spawn(async move {
-        let out = apply::execute(&ctx, prepared, &held, &opts, &NoProgress, started).await;
-        if let Err(e) = &out {
-            tracing::error!(error = %e, "MSP import failed");
-        }
-        // The import is over: the result page needs no lock.
-        if let Err(e) = held.release(&store).await {
-            tracing::warn!(error = %e, "could not release the MSP import lock");
-        }
-    });
+    let s = wizard::apply(&app, &actor(&a.0), &id).await?;
     ok(
         StatusCode::ACCEPTED,
         json!({
-            "id": w.id,
-            "run_id": run_id,
+            "id": s.wizard_id,
+            "run_id": s.run_id,
             "status": "running",
-            "progress": {"done": 0, "total": total},
-            "result": format!("/msp/imports/{}/result", w.id),
+            "progress": {"done": 0, "total": s.total},
+            "result": format!("/msp/imports/{}/result", s.wizard_id),
         }),
     )
 }
 
 async fn result(_c: Caller, State(app): State<App>, Path(id): Path<String>) -> ApiResult {
-    let (w, _) = load(&app, &id).await?;
-    let v = run_view(&app, &w).await?;
-    if v.is_null() {
-        return Err(ApiError(Error::NotFound(format!(
-            "the import wizard {:?} has not been applied yet (POST /msp/imports/{}/apply)",
-            w.id, w.id
-        ))));
+    match wizard::result(&app, &id).await? {
+        Some(v) => ok(StatusCode::OK, v),
+        None => Err(ApiError(Error::NotFound(format!(
+            "the import wizard {id:?} has not been applied yet (POST /msp/imports/{id}/apply)"
+        )))),
     }
-    ok(StatusCode::OK, v)
 }
 
 /// The product messages, for documentation and consoles.

@@ -16,7 +16,10 @@
 //!   and every error with the product's exact message.
 //! - [`lock`]: one admin at a time per PSA integration (a lease with an owner, an expiry,
 //!   renewal, and recovery from a dead holder).
-//! - [`http`]: the wizard's endpoints.
+//! - [`wizard`]: the service wizard step by step (credentials, integrations, fetch, choices,
+//!   users, apply, result, searches of managed companies and their users), for an [`wizard::Actor`];
+//!   the JSON endpoints and the web console both call it.
+//! - [`http`]: the wizard's JSON endpoints.
 //!
 //! Below it: [`crate::store::msp`] (settings, mappings, runs, journal, wizards) and the two
 //! clients, `psa` and `lastpass::rest`.
@@ -26,6 +29,7 @@ pub mod http;
 pub mod lock;
 pub mod plan;
 pub mod state;
+pub mod wizard;
 
 use lastpass::rest::{Credentials, PollPolicy, RestClient, RestConfig, RetryPolicy};
 use lp_types::{ConnectionId, InvalidValue, Secret};
