@@ -164,7 +164,7 @@ impl App {
         Ok(client)
     }
 
-    fn forget_client(&self, id: &ConnectionId) {
+    pub(crate) fn forget_client(&self, id: &ConnectionId) {
         self.clients.lock().remove(id);
         self.snapshots.forget(id);
     }
@@ -852,7 +852,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
     Option::<String>::deserialize(d).map(Some)
 }
 
-fn parse_tz(s: &str) -> Result<chrono_tz::Tz, Error> {
+pub(crate) fn parse_tz(s: &str) -> Result<chrono_tz::Tz, Error> {
     s.parse::<chrono_tz::Tz>().map_err(|_| {
         InvalidValue::new(
             "time_zone",
@@ -865,7 +865,7 @@ fn parse_tz(s: &str) -> Result<chrono_tz::Tz, Error> {
 
 /// A LastPass endpoint: `https://…`, or `http://` on a loopback address (the sandbox) unless
 /// insecure endpoints are allowed.
-fn parse_endpoint(app: &App, s: &str) -> Result<url::Url, Error> {
+pub(crate) fn parse_endpoint(app: &App, s: &str) -> Result<url::Url, Error> {
     let url = lastpass::parse_endpoint(s)?;
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
