@@ -22,7 +22,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use lastpass::{Client, ClientConfig, Credentials, RetryPolicy};
+use lastpass::Client;
 use lp_types::{Cid, ConnectionId, Secret};
 use maud::{Markup, html};
 
@@ -33,7 +33,7 @@ use crate::http::App;
 use crate::msp::{self, MspError, wizard};
 use crate::store::{
     AutotaskSettings, ConnectWiseSettings, ConnectionSummary, NewConnection, NewPsaIntegration,
-    PsaIntegrationSummary, PsaSecrets, PsaSettings, PsaTuning, StoreError,
+    PsaIntegrationSummary, PsaSecrets, PsaSettings, StoreError,
 };
 
 const HOME: &str = "/console/connections";
@@ -455,24 +455,6 @@ async fn probe(client: &Client) -> Result<u64, Error> {
     Ok(page.total)
 }
 
-/// A client for credentials that are not stored yet, configured as the service's clients.
-fn trial_client(
-    app: &App,
-    cid: Cid,
-    provhash: Secret,
-    endpoint: url::Url,
-) -> Result<Client, Error> {
-    let s = &app.settings.client;
-    let mut cfg = ClientConfig::new(Credentials { cid, provhash }).with_endpoint(endpoint);
-    cfg.timeout = s.timeout;
-    cfg.max_concurrency = 1;
-    cfg.retry = RetryPolicy {
-        max_attempts: s.attempts,
-        ..cfg.retry
-    };
-    Ok(Client::new(cfg)?)
-}
-
 fn users_text(n: u64) -> String {
     if n == 1 {
         "1 user".into()
@@ -490,7 +472,7 @@ async fn add_lastpass(State(app): State<App>, Posted { session: s, form }: Poste
         Some(Ok(id)) => match crate::store::validate_connection_id(&id) {
             Ok(()) => Some(id),
             Err(v) => {
-                p.field("id", sentence(&v.reason));
+                p.field("id", ui::sentence(&v.reason));
                 None
             }
         },
@@ -557,7 +539,7 @@ async fn add_lastpass(State(app): State<App>, Posted { session: s, form }: Poste
         Err(e) => return ui::error_page(Some(&s), &e.into()),
     }
     // Checked before anything is stored: bad credentials leave no row behind.
-    let checked = match trial_client(&app, cid, provhash.clone(), endpoint.clone()) {
+    let checked = match app.build_client(cid, provhash.clone(), endpoint.clone()) {
         Ok(client) => probe(&client).await,
         Err(e) => Err(e),
     };
@@ -624,7 +606,7 @@ async fn add_lastpass(State(app): State<App>, Posted { session: s, form }: Poste
                 "connection" => "id",
                 other => other,
             };
-            p.field(field, sentence(&v.reason));
+            p.field(field, ui::sentence(&v.reason));
             refuse(p).await
         }
         Err(e) => ui::error_page(Some(&s), &e.into()),
@@ -635,23 +617,10 @@ async fn add_lastpass(State(app): State<App>, Posted { session: s, form }: Poste
 fn field_message(e: &Error) -> String {
     match e {
         Error::Invalid(v) | Error::LastPass(lastpass::Error::InvalidInput(v)) => {
-            sentence(&v.reason)
+            ui::sentence(&v.reason)
         }
         other => message_of(other),
     }
-}
-
-/// `must not be empty` → `Must not be empty.`
-fn sentence(s: &str) -> String {
-    let mut c = s.trim().chars();
-    let mut out: String = c
-        .next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default();
-    if !out.ends_with(['.', '!', '?', ')']) {
-        out.push('.');
-    }
-    out
 }
 
 fn path_id(raw: &str) -> Result<ConnectionId, Error> {
@@ -716,14 +685,6 @@ async fn remove_lastpass(
 
 // ---- PSA integrations -----------------------------------------------------------------------
 
-/// The service's PSA client settings (its timeout and attempts), as the wizard uses them.
-fn psa_tuning(app: &App) -> PsaTuning {
-    PsaTuning {
-        timeout: Some(app.settings.client.timeout),
-        attempts: Some(app.settings.client.attempts),
-    }
-}
-
 /// A PSA failure as the product words it, and its technical detail.
 fn psa_problem(p: &mut Problems, e: &psa::Error) {
     p.general(e.kind.user_message());
@@ -758,7 +719,7 @@ async fn add_psa(State(app): State<App>, Posted { session: s, form }: Posted) ->
         Ok(id) => match crate::store::validate_psa_id(&id) {
             Ok(()) => Some(id),
             Err(v) => {
-                p.field(&id_field, sentence(&v.reason));
+                p.field(&id_field, ui::sentence(&v.reason));
                 None
             }
         },
@@ -826,7 +787,7 @@ async fn add_psa(State(app): State<App>, Posted { session: s, form }: Posted) ->
         Err(e) => return ui::error_page(Some(&s), &e.into()),
     }
     // The PSA's own check call before anything is stored.
-    let checked = match crate::store::psa_directory(&settings, &secrets, &psa_tuning(&app)) {
+    let checked = match crate::store::psa_directory(&settings, &secrets, &app.psa_tuning()) {
         Ok(dir) => dir.check().await,
         Err(e) => Err(e),
     };
@@ -861,7 +822,7 @@ async fn add_psa(State(app): State<App>, Posted { session: s, form }: Posted) ->
             refuse(p).await
         }
         Err(StoreError::Invalid(v)) => {
-            p.field(&id_field, sentence(&v.reason));
+            p.field(&id_field, ui::sentence(&v.reason));
             refuse(p).await
         }
         Err(e) => ui::error_page(Some(&s), &e.into()),
@@ -881,7 +842,7 @@ async fn test_psa(
             .await?
             .ok_or_else(|| Error::Msp(msp::no_integration(id.as_str())))?;
         let name = msp::psa_display_name(i.kind());
-        let dir = crate::store::psa_directory(&i.settings, &i.secrets, &psa_tuning(&app));
+        let dir = crate::store::psa_directory(&i.settings, &i.secrets, &app.psa_tuning());
         let checked = match dir {
             Ok(d) => d.check().await,
             Err(e) => Err(e),
@@ -987,7 +948,7 @@ async fn set_msp(State(app): State<App>, Posted { session: s, form }: Posted) ->
                         "api_key" => "msp_api_key",
                         other => other,
                     };
-                    p.field(field, sentence(&v.reason));
+                    p.field(field, ui::sentence(&v.reason));
                 }
             } else {
                 match &e.0 {

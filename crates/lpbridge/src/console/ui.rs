@@ -208,7 +208,7 @@ impl Problems {
 }
 
 /// `must not be empty` → `Must not be empty.`
-fn sentence(s: &str) -> String {
+pub fn sentence(s: &str) -> String {
     let mut c = s.trim().chars();
     let mut out: String = c
         .next()

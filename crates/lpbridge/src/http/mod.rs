@@ -136,19 +136,7 @@ impl App {
         {
             return Ok(client.clone());
         }
-        let s = &self.settings.client;
-        let mut cfg = ClientConfig::new(Credentials {
-            cid: c.cid,
-            provhash: c.provhash.clone(),
-        })
-        .with_endpoint(c.endpoint.clone());
-        cfg.timeout = s.timeout;
-        cfg.max_concurrency = s.max_in_flight;
-        cfg.retry = RetryPolicy {
-            max_attempts: s.attempts,
-            ..cfg.retry
-        };
-        let client = Client::new(cfg)?;
+        let client = self.build_client(c.cid, c.provhash.clone(), c.endpoint.clone())?;
         let stale = {
             let mut clients = self.clients.lock();
             // Another request may have built the same client meanwhile: only a different
@@ -162,6 +150,33 @@ impl App {
             self.snapshots.invalidate(&c.id);
         }
         Ok(client)
+    }
+
+    /// A LastPass client configured as the service's (timeout, attempts, concurrency), also for
+    /// credentials not stored yet (the console checks them before storing).
+    pub(crate) fn build_client(
+        &self,
+        cid: Cid,
+        provhash: Secret,
+        endpoint: url::Url,
+    ) -> Result<Client, Error> {
+        let s = &self.settings.client;
+        let mut cfg = ClientConfig::new(Credentials { cid, provhash }).with_endpoint(endpoint);
+        cfg.timeout = s.timeout;
+        cfg.max_concurrency = s.max_in_flight;
+        cfg.retry = RetryPolicy {
+            max_attempts: s.attempts,
+            ..cfg.retry
+        };
+        Ok(Client::new(cfg)?)
+    }
+
+    /// The PSA clients' settings: the service's upstream timeout and attempts.
+    pub fn psa_tuning(&self) -> crate::store::PsaTuning {
+        crate::store::PsaTuning {
+            timeout: Some(self.settings.client.timeout),
+            attempts: Some(self.settings.client.attempts),
+        }
     }
 
     pub(crate) fn forget_client(&self, id: &ConnectionId) {

@@ -34,8 +34,8 @@ use super::plan::{
 use super::{ImportContext, MspError};
 use crate::error::Error;
 use crate::http::{ApiError, App};
+use crate::store::StoreError;
 use crate::store::msp::{MspSettingsSummary, RunStatus, WizardRow};
-use crate::store::{PsaTuning, StoreError};
 
 /// What every wizard function returns.
 pub type WizardResult<T> = Result<T, ApiError>;
@@ -74,13 +74,6 @@ fn msp(e: impl Into<MspError>) -> ApiError {
 
 fn invalid(problems: Vec<InvalidValue>) -> ApiError {
     msp(MspError::Invalid(problems))
-}
-
-fn tuning(app: &App) -> PsaTuning {
-    PsaTuning {
-        timeout: Some(app.settings.client.timeout),
-        attempts: Some(app.settings.client.attempts),
-    }
 }
 
 fn integration_id(raw: &str) -> Result<ConnectionId, ApiError> {
@@ -192,7 +185,8 @@ pub async fn attributes(app: &App, integration: &str) -> WizardResult<Integratio
         .get_psa_integration(&id)
         .await?
         .ok_or_else(|| msp(super::no_integration(id.as_str())))?;
-    let dir = crate::store::psa_directory(&i.settings, &i.secrets, &tuning(app)).map_err(msp)?;
+    let dir =
+        crate::store::psa_directory(&i.settings, &i.secrets, &app.psa_tuning()).map_err(msp)?;
     let attrs = dir.attributes().await.map_err(msp)?;
     Ok(IntegrationAttributes {
         psa_name: super::psa_display_name(i.kind()),
@@ -419,7 +413,7 @@ pub struct NewImport {
 /// wizard with its plan (default choices). The lock is released again when this fails.
 pub async fn create_import(app: &App, actor: &Actor, new: NewImport) -> WizardResult<ImportView> {
     let id = integration_id(&new.psa)?;
-    let ctx = ImportContext::open(&app.store, &id, &tuning(app))
+    let ctx = ImportContext::open(&app.store, &id, &app.psa_tuning())
         .await
         .map_err(msp)?;
     let wizard = super::random_hex(8);
@@ -895,7 +889,7 @@ pub struct ApplyStarted {
 pub async fn apply(app: &App, actor: &Actor, id: &str) -> WizardResult<ApplyStarted> {
     let (w, p) = load_for_change(app, id, actor).await?;
     let integration = integration_id(&w.integration_id)?;
-    let ctx = ImportContext::open(&app.store, &integration, &tuning(app))
+    let ctx = ImportContext::open(&app.store, &integration, &app.psa_tuning())
         .await
         .map_err(msp)?;
     let key = app.store.msp_plan_key().await?;
