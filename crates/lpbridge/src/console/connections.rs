@@ -192,19 +192,10 @@ fn lastpass_section(
                                     }
                                     td data-label="Created" { (ui::time_el(&c.created_at)) }
                                     td data-label="Updated" { (ui::time_el(&c.updated_at)) }
-                                    td data-label="Actions" { div {
-                                        div.actions.conn-actions {
-                                            (test_button(s, &format!("{base}/test"), &result_id, &format!("Test {id}")))
-                                            @if admin {
-                                                form.inline method="post" action={ (base) "/remove" } {
-                                                    (ui::csrf(s))
-                                                    button.danger type="submit" aria-label={ "Remove " (id) }
-                                                        data-confirm={ "Remove the connection " (id) "? lpbridge forgets its CID and provisioning hash; nothing changes in LastPass, and its collected events and webhooks are kept." } { "Remove" }
-                                                }
-                                            }
-                                        }
-                                        output.test-result id=(result_id) aria-live="polite" {}
-                                    } }
+                                    td data-label="Actions" { (row_actions(s, &base, id, &result_id, admin, &format!(
+                                        "Remove the connection {id}? lpbridge forgets its CID and provisioning hash; \
+                                         nothing changes in LastPass, and its collected events and webhooks are kept."
+                                    ))) }
                                 }
                             }
                         }
@@ -288,19 +279,10 @@ fn psa_section(s: &Session, rows: &[PsaRow], admin: bool, refused: &Refused) -> 
                                             None => (ui::badge("muted", "Unknown")),
                                         }
                                     } }
-                                    td data-label="Actions" { div {
-                                        div.actions.conn-actions {
-                                            (test_button(s, &format!("{base}/test"), &result_id, &format!("Test {id}")))
-                                            @if admin {
-                                                form.inline method="post" action={ (base) "/remove" } {
-                                                    (ui::csrf(s))
-                                                    button.danger type="submit" aria-label={ "Remove " (id) }
-                                                        data-confirm={ "Remove the PSA integration " (id) "? lpbridge forgets its stored credentials; the mappings of past imports are kept, and nothing changes in the PSA or in LastPass." } { "Remove" }
-                                                }
-                                            }
-                                        }
-                                        output.test-result id=(result_id) aria-live="polite" {}
-                                    } }
+                                    td data-label="Actions" { (row_actions(s, &base, id, &result_id, admin, &format!(
+                                        "Remove the PSA integration {id}? lpbridge forgets its stored credentials; the \
+                                         mappings of past imports are kept, and nothing changes in the PSA or in LastPass."
+                                    ))) }
                                 }
                             }
                         }
@@ -393,6 +375,31 @@ fn msp_section(
                     }
                 }
             }
+        }
+    }
+}
+
+/// A row's Test button with its inline result, and Remove (admins, after `confirm`).
+fn row_actions(
+    s: &Session,
+    base: &str,
+    id: &str,
+    result_id: &str,
+    admin: bool,
+    confirm: &str,
+) -> Markup {
+    html! {
+        div {
+            div.actions.conn-actions {
+                (test_button(s, &format!("{base}/test"), result_id, &format!("Test {id}")))
+                @if admin {
+                    form.inline method="post" action={ (base) "/remove" } {
+                        (ui::csrf(s))
+                        button.danger type="submit" aria-label={ "Remove " (id) } data-confirm=(confirm) { "Remove" }
+                    }
+                }
+            }
+            output.test-result id=(result_id) aria-live="polite" {}
         }
     }
 }
