@@ -333,3 +333,39 @@ async fn pages_carry_security_headers_and_assets_are_embedded() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn password_guessing_is_slowed_down_per_username() {
+    let t = spawn().await;
+    t.store
+        .create_console_user("carol", &Secret::new("carol-long-password"), false)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let r = t
+            .post(
+                "/console/login",
+                None,
+                "method=user&username=carol&password=guess-guess-1",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Now even the right password waits, and says for how long; nothing is checked meanwhile.
+    let r = t
+        .post(
+            "/console/login",
+            None,
+            "method=user&username=CAROL&password=carol-long-password",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(
+        r.body
+            .contains("Too many failed sign-ins for this username: try again in")
+    );
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
+    // Another username is not affected.
+    t.login("method=user&username=alice&password=alice-long-password")
+        .await;
+}

@@ -439,10 +439,24 @@ pub async fn login(State(app): State<App>, headers: HeaderMap, body: Bytes) -> R
             }
             if !p.is_empty() {
                 None
+            } else if let Some(wait) = throttle::wait(&username) {
+                // Not even checked: a guesser learns nothing while it waits.
+                p.field(
+                    "password",
+                    format!(
+                        "Too many failed sign-ins for this username: try again in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                );
+                return login_form(StatusCode::TOO_MANY_REQUESTS, &next, &username, &p);
             } else {
                 match app.store.verify_console_user(&username, &password).await {
-                    Ok(Some(u)) => Some(Principal::User(u.username)),
+                    Ok(Some(u)) => {
+                        throttle::succeeded(&username);
+                        Some(Principal::User(u.username))
+                    }
                     Ok(None) => {
+                        throttle::failed(&username);
                         // One message for both: which half was wrong is not told.
                         p.field("password", "The username or the password is wrong");
                         None
@@ -491,4 +505,75 @@ pub async fn logout(State(app): State<App>, headers: HeaderMap, posted: Posted) 
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
+}
+
+/// Password guessing: after [`FREE_FAILURES`] failed sign-ins in a row for one username, each
+/// further attempt waits twice as long as the one before (2 s, 4 s, … at most 15 min) since the
+/// last failure. A success resets it. Kept per process (a replica throttles what it sees);
+/// API keys need none (their secrets are 256-bit random).
+mod throttle {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    use parking_lot::Mutex;
+
+    pub const FREE_FAILURES: u32 = 5;
+    const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+    /// Entries idle this long are forgotten (bounds the map under a spray of names).
+    const FORGET: Duration = Duration::from_secs(3600);
+
+    fn failures() -> &'static Mutex<HashMap<String, (u32, Instant)>> {
+        static F: OnceLock<Mutex<HashMap<String, (u32, Instant)>>> = OnceLock::new();
+        F.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    fn key(username: &str) -> String {
+        username.trim().to_lowercase()
+    }
+
+    fn delay(n: u32) -> Duration {
+        if n < FREE_FAILURES {
+            return Duration::ZERO;
+        }
+        let exp = (n - FREE_FAILURES + 1).min(20);
+        Duration::from_secs(1u64 << exp).min(MAX_WAIT)
+    }
+
+    /// How long this username must still wait, if at all.
+    pub fn wait(username: &str) -> Option<Duration> {
+        let map = failures().lock();
+        let (n, last) = map.get(&key(username))?;
+        delay(*n)
+            .checked_sub(last.elapsed())
+            .filter(|d| !d.is_zero())
+    }
+
+    pub fn failed(username: &str) {
+        let mut map = failures().lock();
+        if map.len() > 10_000 {
+            map.retain(|_, (_, last)| last.elapsed() < FORGET);
+        }
+        let e = map.entry(key(username)).or_insert((0, Instant::now()));
+        e.0 = e.0.saturating_add(1);
+        e.1 = Instant::now();
+    }
+
+    pub fn succeeded(username: &str) {
+        failures().lock().remove(&key(username));
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_delay_doubles_after_the_free_failures_and_is_capped() {
+            assert_eq!(delay(0), Duration::ZERO);
+            assert_eq!(delay(FREE_FAILURES - 1), Duration::ZERO);
+            assert_eq!(delay(FREE_FAILURES), Duration::from_secs(2));
+            assert_eq!(delay(FREE_FAILURES + 1), Duration::from_secs(4));
+            assert_eq!(delay(u32::MAX), MAX_WAIT);
+        }
+    }
 }
