@@ -302,6 +302,31 @@ async fn journal_runs_and_wizards_round_trip(fx: &Fx) {
     let got = s.msp_wizard("w1").await.unwrap().unwrap();
     assert_eq!(got.plan, "{\"a\":1}");
     assert_eq!(got.run_id.as_deref(), Some("r1"));
+    // A principal's newest open wizard on an integration (the console offers to resume it).
+    let later = now + chrono::Duration::seconds(5);
+    for (id, by, integration, at) in [
+        ("w2", "key1", "cw", later),
+        ("w3", "key2", "cw", later),
+        ("w4", "key1", "at", later),
+    ] {
+        let row = WizardRow {
+            id: id.into(),
+            created_by: by.into(),
+            integration_id: integration.into(),
+            created_at: at,
+            updated_at: at,
+            ..w.clone()
+        };
+        s.create_msp_wizard(&row).await.unwrap();
+    }
+    let latest = s.latest_msp_wizard_of("key1", "cw").await.unwrap().unwrap();
+    assert_eq!(latest.id, "w2");
+    assert!(
+        s.latest_msp_wizard_of("key3", "cw")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(s.delete_msp_wizard("w1").await.unwrap());
     assert!(s.msp_wizard("w1").await.unwrap().is_none());
 }

@@ -952,6 +952,24 @@ impl Store {
         row.map(WizRow::into_row).transpose()
     }
 
+    /// The newest wizard `created_by` left open on an integration (its lock may have lapsed).
+    pub async fn latest_msp_wizard_of(
+        &self,
+        created_by: &str,
+        integration_id: &str,
+    ) -> Result<Option<WizardRow>> {
+        let sql = format!(
+            "SELECT {WIZARD_COLUMNS} FROM msp_wizards WHERE created_by = $1 AND integration_id = $2 \
+             ORDER BY updated_at DESC LIMIT 1"
+        );
+        let row = with_pool!(self, p => sqlx::query_as::<_, WizRow>(&sql)
+            .bind(created_by)
+            .bind(integration_id)
+            .fetch_optional(p)
+            .await)?;
+        row.map(WizRow::into_row).transpose()
+    }
+
     /// Replaces a wizard's plan and run id.
     pub async fn update_msp_wizard(
         &self,

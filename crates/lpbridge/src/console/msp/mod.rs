@@ -337,16 +337,24 @@ fn date_or_never(t: Option<&DateTime<Utc>>) -> Markup {
 
 // ---- start --------------------------------------------------------------------------------
 
-/// The wizard this principal has open on an integration (the lock's token names it).
+/// The wizard this principal has open on an integration: the one the lock's token names, or,
+/// when the lock is free (it lapsed after idle minutes), the newest one they left open, which
+/// takes the lock again on its next change.
 async fn own_wizard(app: &App, s: &Session, integration: &str) -> Option<String> {
-    let lease = app
-        .store
-        .lease(&lock::lease_name(integration))
-        .await
-        .ok()??;
-    let owner = Owner::decode(&lease.owner)?;
-    let w = app.store.msp_wizard(&owner.token).await.ok()??;
-    (w.created_by == s.actor_id()).then_some(w.id)
+    let lease = app.store.lease(&lock::lease_name(integration)).await.ok()?;
+    match lease {
+        Some(lease) => {
+            let owner = Owner::decode(&lease.owner)?;
+            let w = app.store.msp_wizard(&owner.token).await.ok()??;
+            (w.created_by == s.actor_id()).then_some(w.id)
+        }
+        None => app
+            .store
+            .latest_msp_wizard_of(s.actor_id(), integration)
+            .await
+            .ok()?
+            .map(|w| w.id),
+    }
 }
 
 async fn start(State(app): State<App>, s: Session) -> Response {
