@@ -594,6 +594,38 @@ impl Store {
         rows.into_iter().map(EventRow::into_stored).collect()
     }
 
+    /// Counts of the events `q` selects (its user, category, action and time range; not its
+    /// paging), per `bucket_micros`-wide bucket from `start_micros` and per category: one
+    /// grouped query, however many events there are (the console's chart).
+    pub async fn count_events(
+        &self,
+        conn: &ConnectionId,
+        q: &EventListQuery,
+        start_micros: i64,
+        bucket_micros: i64,
+    ) -> Result<Vec<(i64, String, i64)>> {
+        let sql = "SELECT (time_utc - CAST($7 AS BIGINT)) / CAST($8 AS BIGINT) AS bucket, category, \
+                   COUNT(*) AS n FROM events WHERE connection_id = $1 \
+                   AND ($2 IS NULL OR username = $2) AND ($3 IS NULL OR category = $3) \
+                   AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR time_utc >= $5) \
+                   AND ($6 IS NULL OR time_utc <= $6) AND time_utc >= $7 \
+                   GROUP BY bucket, category";
+        let user = q.user.as_ref().map(|u| u.trim().to_lowercase());
+        let action = q.action.as_ref().map(|a| a.trim().to_lowercase());
+        let rows = with_pool!(self, p => sqlx::query_as::<_, (i64, String, i64)>(sql)
+            .bind(conn.as_str())
+            .bind(&user)
+            .bind(q.category.map(Category::as_str))
+            .bind(&action)
+            .bind(q.from.map(|t| t.timestamp_micros()))
+            .bind(q.to.map(|t| t.timestamp_micros()))
+            .bind(start_micros)
+            .bind(bucket_micros.max(1))
+            .fetch_all(p)
+            .await)?;
+        Ok(rows)
+    }
+
     // ---- sinks ----------------------------------------------------------------------------
 
     /// The last `seq` the sink delivered, `None` when it never delivered anything.
