@@ -123,6 +123,7 @@ test("a webhook is created, delivers signed events, dead-letters while the recei
   }
   // The page follows by itself (it polls): the delivery position moved.
   await until("the delivery state to show a position", async () => /the event of/.test(await page.locator("#delivery-state").innerText()), 20000, 250);
+  assert.match(await page.locator("#delivery-moved").innerText(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
 
   await page.getByRole("link", { name: "← All webhooks" }).click();
   const row = page.locator("#webhooks tbody tr", { hasText: receiver.url });

@@ -130,7 +130,11 @@ async fn positions_move_forward_and_dead_letters_keep_their_batch(fx: &Fixture) 
     let store = fx.open().await;
     let c = conn();
     assert_eq!(store.sink_position(&c, "file:x").await.unwrap(), None);
+    assert_eq!(store.sink_moved_at(&c, "file:x").await.unwrap(), None);
+    let before = Utc::now() - chrono::Duration::seconds(1);
     store.advance_sink(&c, "file:x", 10).await.unwrap();
+    let moved = store.sink_moved_at(&c, "file:x").await.unwrap().unwrap();
+    assert!(moved >= before && moved <= Utc::now() + chrono::Duration::seconds(1));
     store.advance_sink(&c, "file:x", 5).await.unwrap();
     assert_eq!(store.sink_position(&c, "file:x").await.unwrap(), Some(10));
     lease(&store, "events:acme", "me").await;

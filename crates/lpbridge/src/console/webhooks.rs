@@ -109,6 +109,8 @@ struct Delivery {
     oldest_pending: Option<DateTime<Utc>>,
     /// The time of the last event handed on (delivered, filtered out or dead-lettered).
     position_time: Option<DateTime<Utc>>,
+    /// When the position last moved.
+    moved_at: Option<DateTime<Utc>>,
     /// Dead letters not replayed yet.
     waiting: Vec<DeadLetter>,
     /// The most recent failure (replayed or not).
@@ -121,6 +123,7 @@ async fn delivery(store: &Store, w: &WebhookSummary) -> Result<Delivery, Error> 
         .sink_position(&conn, &w.sink_name())
         .await?
         .unwrap_or(0);
+    let moved_at = store.sink_moved_at(&conn, &w.sink_name()).await?;
     let after = store.events_after(&conn, pos, PENDING_CAP + 1).await?;
     let pending_capped = after.len() > PENDING_CAP;
     let wanted: Vec<_> = after
@@ -160,6 +163,7 @@ async fn delivery(store: &Store, w: &WebhookSummary) -> Result<Delivery, Error> 
         pending_capped,
         oldest_pending,
         position_time,
+        moved_at,
         waiting,
         last_failure,
     })
@@ -218,6 +222,13 @@ fn state_panel(w: &WebhookSummary, d: &Delivery) -> Markup {
                     @match &d.position_time {
                         Some(t) => { "after the event of " (time_s(t)) }
                         None => span.muted { "nothing yet (it receives events collected after it was created)" },
+                    }
+                }
+                dt { "Last progress" }
+                dd #delivery-moved {
+                    @match &d.moved_at {
+                        Some(t) => { (time_s(t)) }
+                        None => span.muted { "never" },
                     }
                 }
                 dt { "Waiting" }

@@ -640,6 +640,24 @@ impl Store {
         Ok(v)
     }
 
+    /// When the sink's position last moved (a delivery, or events its filter left out); `None`
+    /// when it never delivered anything.
+    pub async fn sink_moved_at(
+        &self,
+        conn: &ConnectionId,
+        sink: &str,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let v = with_pool!(self, p => sqlx::query_scalar::<_, i64>(
+            "SELECT updated_at FROM event_sink_positions WHERE connection_id = $1 AND sink = $2",
+        )
+        .bind(conn.as_str())
+        .bind(sink)
+        .fetch_optional(p)
+        .await)?;
+        v.map(|t| from_micros("sink position updated_at", t))
+            .transpose()
+    }
+
     /// Moves a sink's position forward to `seq` (never back).
     pub async fn advance_sink(&self, conn: &ConnectionId, sink: &str, seq: i64) -> Result<()> {
         with_pool!(self, p => sqlx::query(
