@@ -185,3 +185,17 @@ test("a read-only console user sees the events but no pause button", async () =>
   await shot(page, "32-events-narrow");
   assert.deepEqual(page.errors, []);
 });
+
+test("a far-off time range is refused, and the longest allowed one is charted in at most 60 bars", async () => {
+  const page = await newPage(browser);
+  await login(page, server, { apiKey: server.apiKey });
+  const far = await page.goto(`${server.url}/console/events?from=-262000-01-01&to=%2B262000-01-01`);
+  assert.equal(far.status(), 422);
+  assert.match(await page.locator("#f-from-error").innerText(), /between the years 1970 and 9999/);
+  const wide = await page.goto(`${server.url}/console/events?from=1970-01-01&to=9999-12-31`);
+  assert.equal(wide.status(), 200);
+  await page.getByRole("img", { name: /Events per \d+ days by category/ }).waitFor();
+  assert.ok((await page.locator(".chart table.chart-data tbody tr").count()) <= 60);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});

@@ -369,3 +369,44 @@ async fn password_guessing_is_slowed_down_per_username() {
     t.login("method=user&username=alice&password=alice-long-password")
         .await;
 }
+
+#[tokio::test]
+async fn a_webhook_needs_an_existing_connection_and_a_search_error_stays_in_its_box() {
+    let t = spawn().await;
+    let cookie = t
+        .login(&format!("method=key&api_key={}", enc(&t.key)))
+        .await;
+    let csrf = t.csrf(&cookie).await;
+    // No connection "ghost": refused next to the field, nothing stored (a webhook made for a
+    // name added later would receive that account's whole audit log).
+    let r = t
+        .post(
+            "/console/webhooks",
+            Some(&cookie),
+            &format!(
+                "_csrf={csrf}&conn=ghost&url={}",
+                enc("https://hooks.example/x")
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("Choose a connection you may use."));
+    assert!(t.store.list_webhooks(None).await.unwrap().is_empty());
+    // The directory's search box asks for its results alone; a failure answers in that box,
+    // not with a whole page inside it.
+    let req = Request::get("/console/directory?connection=nope&q=a")
+        .header(header::HOST, "console.test")
+        .header(header::COOKIE, &cookie)
+        .header("hx-request", "true")
+        .header("hx-target", "users-results")
+        .body(Body::empty())
+        .unwrap();
+    let r = t.send(req).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    assert!(
+        r.body.starts_with("<div id=\"users-results\">"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<nav"), "{}", r.body);
+}

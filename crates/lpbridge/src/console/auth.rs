@@ -74,25 +74,12 @@ impl Session {
 
     /// Refuses a change to a read-only principal.
     pub fn require_write(&self) -> Result<(), Error> {
-        if self.key.read_only {
-            return Err(Error::Forbidden(format!(
-                "{} is read-only; this change is not allowed",
-                self.label
-            )));
-        }
-        Ok(())
+        crate::http::require_write(&self.key, &self.label)
     }
 
     /// Refuses connection management to a principal limited to some connections.
     pub fn require_admin(&self) -> Result<(), Error> {
-        self.require_write()?;
-        if self.key.connections.is_some() {
-            return Err(Error::Forbidden(format!(
-                "{} is limited to some connections and cannot manage connections",
-                self.label
-            )));
-        }
-        Ok(())
+        crate::http::require_admin(&self.key, &self.label)
     }
 
     pub(crate) async fn from_cookie(app: &App, headers: &HeaderMap) -> Result<Option<Self>, Error> {

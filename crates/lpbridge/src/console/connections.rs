@@ -114,8 +114,7 @@ struct PsaRow {
 
 async fn render(app: &App, s: &Session, status: StatusCode, refused: &Refused) -> Response {
     let loaded = async {
-        let mut conns = app.store.list_connections().await?;
-        conns.retain(|c| s.key.may_use(&c.id));
+        let conns = app.usable_connections(Some(&s.key)).await?;
         let mut psa = Vec::new();
         for summary in app.store.list_psa_integrations().await? {
             // The lock is shown when it can be read; the list does not fail for it.

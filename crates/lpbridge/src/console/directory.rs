@@ -113,8 +113,7 @@ struct Picked {
 
 /// `None` when the principal may use no connection at all.
 async fn pick(app: &App, s: &Session, wanted: Option<&str>) -> Result<Option<Picked>, Error> {
-    let mut all = app.store.list_connections().await?;
-    all.retain(|c| s.key.may_use(&c.id));
+    let all = app.usable_connections(Some(&s.key)).await?;
     let id = match wanted.map(str::trim).filter(|w| !w.is_empty()) {
         Some(w) => ConnectionId::new(w)
             .map_err(|_| Error::NotFound(format!("no connection {:?}", lp_types::shown(w))))?,
@@ -343,9 +342,26 @@ async fn users_page(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let q = DirQuery::parse(raw.as_deref());
+    // The search box's htmx requests get the results alone (also when they fail: a whole page
+    // must not land inside the results box).
+    let htmx_target = headers.get("hx-target").and_then(|v| v.to_str().ok());
+    let partial = s.htmx && htmx_target == Some(RESULTS_ID);
+    let results_error = |e: &Error| {
+        let (status, p) = Problems::of(e);
+        ui::fragment(
+            status,
+            html! { div id=(RESULTS_ID) { (ui::error_summary(&p)) } },
+        )
+    };
     let picked = match pick(&app, &s, q.connection.as_deref()).await {
         Ok(Some(p)) => p,
+        Ok(None) if partial => {
+            return results_error(&Error::NotFound(
+                "no connection you may use is configured".into(),
+            ));
+        }
         Ok(None) => return unavailable(&s, "Directory", None),
+        Err(e) if partial => return results_error(&e),
         Err(e) => return unavailable(&s, "Directory", Some(&e)),
     };
     let search = q.q.as_deref().unwrap_or_default().trim().to_owned();
@@ -376,12 +392,10 @@ async fn users_page(
             .collect();
         users_results(&s, conn.id.as_str(), &found, total, page, &search, &status)
     });
-    // The search box's htmx requests get the results alone.
-    let htmx_target = headers.get("hx-target").and_then(|v| v.to_str().ok());
-    if s.htmx && htmx_target == Some(RESULTS_ID) {
+    if partial {
         return match results {
             Ok(m) => ui::fragment(StatusCode::OK, m),
-            Err(e) => ui::error_page(Some(&s), &e),
+            Err(e) => results_error(&e),
         };
     }
     let conn_id = conn.id.as_str();
@@ -961,15 +975,13 @@ fn all_unchanged(data: &Value) -> bool {
         .is_some_and(|r| !r.is_empty() && r.iter().all(|i| text(i, "outcome") == "unchanged"))
 }
 
-/// Runs one Direct action as `POST /actions/{name}` does: a write that may have changed the
-/// directory drops the snapshot (also after a failure: it may have been applied).
+/// Runs one Direct action as `POST /actions/{name}` does ([`unified::Conn::run_action`]).
 async fn run_action(conn: &unified::Conn, name: &str, input: Value) -> Result<Value, Error> {
-    let write = actions::find(name).is_some_and(|a| a.write);
-    let out = actions::run(&conn.client, name, input).await;
-    if out.as_ref().map_or(write, |o| o.changed_directory) {
-        conn.distrust_directory().await;
-    }
-    Ok(out.map_err(Error::from)?.data)
+    Ok(conn
+        .run_action(name, input)
+        .await
+        .map_err(Error::from)?
+        .data)
 }
 
 /// One user action of the detail page: its LastPass action and what to say afterwards.

@@ -14,7 +14,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
+use chrono::{DateTime, Datelike as _, Duration, DurationRound, TimeZone, Utc};
 use lp_types::ConnectionId;
 use maud::{Markup, html};
 
@@ -192,6 +192,12 @@ impl Filters {
                 v.to_owned()
             };
             match parse_bound(field, &v, chrono_tz::UTC, edge) {
+                // LastPass has no events before 1970 or after 9999; far-off bounds would only
+                // make the chart's range huge.
+                Ok(t) if !(1970..=9999).contains(&t.year()) => {
+                    p.field(field, "Enter a time between the years 1970 and 9999.");
+                    None
+                }
                 Ok(t) => Some(t),
                 Err(_) => {
                     p.field(
@@ -250,8 +256,7 @@ async fn connections(
     s: &Session,
     f: &Filters,
 ) -> Result<(Vec<ConnectionSummary>, Option<ConnectionId>, Problems), Error> {
-    let mut all = app.store.list_connections().await?;
-    all.retain(|c| s.key.may_use(&c.id));
+    let all = app.usable_connections(Some(&s.key)).await?;
     let mut p = Problems::default();
     let chosen = if f.conn.is_empty() {
         all.first().map(|c| c.id.clone())
@@ -604,16 +609,16 @@ impl Series {
         }
     }
 
-    fn unit(&self) -> &'static str {
+    fn unit(&self) -> String {
         match self.bucket {
-            60 => "minute",
-            300 => "5 minutes",
-            900 => "15 minutes",
-            3600 => "hour",
-            21_600 => "6 hours",
-            86_400 => "day",
-            604_800 => "week",
-            _ => "30 days",
+            60 => "minute".into(),
+            300 => "5 minutes".into(),
+            900 => "15 minutes".into(),
+            3600 => "hour".into(),
+            21_600 => "6 hours".into(),
+            86_400 => "day".into(),
+            604_800 => "week".into(),
+            b => format!("{} days", b / 86_400),
         }
     }
 }
@@ -639,7 +644,8 @@ async fn series(
         .iter()
         .copied()
         .find(|b| span / b < MAX_BUCKETS)
-        .unwrap_or(30 * 86_400);
+        // Longer spans: buckets of whole days, still at most MAX_BUCKETS of them.
+        .unwrap_or_else(|| (span / MAX_BUCKETS / 86_400 + 1) * 86_400);
     let start = from
         .duration_trunc(Duration::seconds(bucket.min(86_400)))
         .unwrap_or(from);

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lp_types::InvalidValue;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 
 use super::auth::{CSRF_FIELD, FLASH_COOKIE, Session};
 use super::{PREFIX, assets};
@@ -522,9 +522,4 @@ pub fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
 /// A `<time>` element.
 pub fn time_el(t: &chrono::DateTime<chrono::Utc>) -> Markup {
     html! { time datetime=(t.to_rfc3339()) { (time(t)) } }
-}
-
-/// Raw HTML (already escaped or built by us).
-pub fn raw(s: String) -> PreEscaped<String> {
-    PreEscaped(s)
 }

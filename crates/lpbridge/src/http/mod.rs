@@ -215,12 +215,21 @@ impl App {
         self.account_by_id(id, key).await
     }
 
-    /// The connection a request without `x-account-id` works on: the only one the key may use.
-    async fn implied_connection(&self, key: Option<&ApiKeyInfo>) -> Result<ConnectionId, Error> {
+    /// The connections `key` may use (every one for `None`), as stored.
+    pub async fn usable_connections(
+        &self,
+        key: Option<&ApiKeyInfo>,
+    ) -> Result<Vec<crate::store::ConnectionSummary>, Error> {
         let mut all = self.store.list_connections().await?;
         if let Some(k) = key {
             all.retain(|c| k.may_use(&c.id));
         }
+        Ok(all)
+    }
+
+    /// The connection a request without `x-account-id` works on: the only one the key may use.
+    async fn implied_connection(&self, key: Option<&ApiKeyInfo>) -> Result<ConnectionId, Error> {
+        let all = self.usable_connections(key).await?;
         match all.as_slice() {
             [only] => Ok(only.id.clone()),
             [] => Err(Error::NotFound(
@@ -340,27 +349,41 @@ fn presented_key(headers: &HeaderMap) -> Result<Secret, Error> {
 /// The authenticated caller.
 pub struct Caller(pub ApiKeyInfo);
 
+/// 403 unless `key` may change data; `who` names the principal in the message. The JSON API
+/// and the console check permissions with these two.
+pub(crate) fn require_write(key: &ApiKeyInfo, who: &str) -> Result<(), Error> {
+    if key.read_only {
+        return Err(Error::Forbidden(format!(
+            "{who} is read-only; this request changes data"
+        )));
+    }
+    Ok(())
+}
+
+/// 403 unless `key` may manage connections (and the MSP import): read-write, and not limited
+/// to some connections.
+pub(crate) fn require_admin(key: &ApiKeyInfo, who: &str) -> Result<(), Error> {
+    require_write(key, who)?;
+    if key.connections.is_some() {
+        return Err(Error::Forbidden(format!(
+            "{who} is limited to some connections and cannot manage connections"
+        )));
+    }
+    Ok(())
+}
+
 impl Caller {
+    fn who(&self) -> String {
+        format!("API key {}", self.0.id)
+    }
+
     /// Connection management needs a key for every connection.
     fn require_admin(&self) -> Result<(), Error> {
-        self.require_write()?;
-        if self.0.connections.is_some() {
-            return Err(Error::Forbidden(format!(
-                "API key {} is limited to some connections and cannot manage connections",
-                self.0.id
-            )));
-        }
-        Ok(())
+        require_admin(&self.0, &self.who())
     }
 
     fn require_write(&self) -> Result<(), Error> {
-        if self.0.read_only {
-            return Err(Error::Forbidden(format!(
-                "API key {} is read-only; this request changes data",
-                self.0.id
-            )));
-        }
-        Ok(())
+        require_write(&self.0, &self.who())
     }
 }
 
@@ -801,12 +824,7 @@ async fn run_action(
     let data = match spec.kind {
         ActionKind::Unified => run_unified(&a, spec.name, &input).await?,
         ActionKind::Direct => {
-            let out = actions::run(&a.client, spec.name, input).await;
-            // A failed write may still have been applied (partly, or before a lost answer).
-            if out.as_ref().map_or(spec.write, |o| o.changed_directory) {
-                a.distrust_directory().await;
-            }
-            let out = out.map_err(Error::from)?;
+            let out = a.run_action(spec.name, input).await.map_err(Error::from)?;
             json!({ "data": out.data })
         }
     };
@@ -908,8 +926,7 @@ fn path_connection_id(id: &str) -> Result<ConnectionId, Error> {
 }
 
 async fn list_connections(State(app): State<App>, c: Caller) -> ApiResult {
-    let mut all = app.store.list_connections().await?;
-    all.retain(|conn| c.0.may_use(&conn.id));
+    let all = app.usable_connections(Some(&c.0)).await?;
     json_ok(json!({ "data": all.iter().map(connection_json).collect::<Vec<_>>(), "next": null }))
 }
 

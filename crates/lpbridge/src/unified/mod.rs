@@ -301,6 +301,22 @@ impl Conn {
         self.announce_write().await;
     }
 
+    /// Runs a direct connector action ([`crate::actions::run`]) on this connection: a write
+    /// that may have changed the directory drops the snapshot, also when it failed (it may
+    /// have been applied). `POST /actions/{name}` and the console both run actions so.
+    pub async fn run_action(
+        &self,
+        name: &str,
+        input: Value,
+    ) -> std::result::Result<crate::actions::ActionOutput, crate::actions::ActionError> {
+        let write = crate::actions::find(name).is_some_and(|a| a.write);
+        let out = crate::actions::run(&self.client, name, input).await;
+        if out.as_ref().map_or(write, |o| o.changed_directory) {
+            self.distrust_directory().await;
+        }
+        out
+    }
+
     /// The user a write names: from the cached directory when one is fresh, else one live
     /// lookup (a write never waits for a whole sweep); 404 when LastPass does not know it.
     async fn existing_user(&self, email: &Email) -> Result<lastpass::User> {

@@ -41,6 +41,27 @@ fn dialog_or_page(s: &Session, status: StatusCode, title: &str, body: Markup) ->
 }
 
 /// An error inside the dialog (or as a page).
+/// The dialogs that search the MSP account (its managed companies, their users) are for the
+/// admin who may change this wizard only, as their Manage buttons are.
+async fn may_search(app: &App, s: &Session, id: &str) -> Result<(), Response> {
+    let v = wizard::get_import(app, id)
+        .await
+        .map_err(|e| dialog_error(s, &e.0))?;
+    if super::may_change(s, &v) {
+        return Ok(());
+    }
+    Err(dialog_error(
+        s,
+        &Error::Forbidden(format!(
+            "only {} may change this import",
+            v.lock
+                .holder
+                .as_deref()
+                .unwrap_or("the admin who started it")
+        )),
+    ))
+}
+
 fn dialog_error(s: &Session, e: &Error) -> Response {
     let (status, p) = problems_of(e, &|_| None);
     let body = html! {
@@ -93,6 +114,9 @@ pub(super) async fn company(
     s: Session,
     Path((id, company)): Path<(String, String)>,
 ) -> Response {
+    if let Err(r) = may_search(&app, &s, &id).await {
+        return r;
+    }
     render_company(
         &app,
         &s,
@@ -220,6 +244,9 @@ pub(super) async fn search_companies(
     Path((id, company)): Path<(String, String)>,
     Query(q): Query<SearchQuery>,
 ) -> Response {
+    if let Err(r) = may_search(&app, &s, &id).await {
+        return r;
+    }
     let hits = company_hits(
         &app,
         &id,
@@ -533,6 +560,9 @@ pub(super) async fn user_details(
     Path((id, company)): Path<(String, String)>,
     Query(q): Query<SearchQuery>,
 ) -> Response {
+    if let Err(r) = may_search(&app, &s, &id).await {
+        return r;
+    }
     let v = match wizard::get_users(&app, &id, &company).await {
         Ok(v) => v,
         Err(e) => return dialog_error(&s, &e.0),
@@ -584,6 +614,9 @@ pub(super) async fn search_users(
     Path((id, company)): Path<(String, String)>,
     Query(q): Query<SearchQuery>,
 ) -> Response {
+    if let Err(r) = may_search(&app, &s, &id).await {
+        return r;
+    }
     let hits = user_hits(
         &app,
         &id,

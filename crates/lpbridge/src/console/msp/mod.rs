@@ -236,7 +236,7 @@ async fn load(app: &App, s: &Session, id: &str) -> Result<ImportView, Response> 
 }
 
 /// Whether this principal may change the wizard: its creator, read-write.
-fn may_change(s: &Session, v: &ImportView) -> bool {
+pub(super) fn may_change(s: &Session, v: &ImportView) -> bool {
     v.created_by == s.actor_id() && s.require_admin().is_ok()
 }
 
@@ -587,20 +587,20 @@ async fn render_filters(
     p: &Problems,
 ) -> Response {
     let own = own_wizard(app, s, i.id.as_str()).await;
-    let (attrs, problems) = match wizard::attributes(app, i.id.as_str()).await {
-        Ok(a) => (Some(a), p.clone()),
+    let (attrs, problems, failed) = match wizard::attributes(app, i.id.as_str()).await {
+        Ok(a) => (Some(a), p.clone(), None),
         Err(e) => {
-            let (_, mut q) = problems_of(&e.0, &|_| None);
+            let (failed, mut q) = problems_of(&e.0, &|_| None);
             for g in p.general_messages() {
                 q.general(g.clone());
             }
-            (None, q)
+            (None, q, Some(failed))
         }
     };
-    let status = if attrs.is_none() && status.is_success() {
-        StatusCode::BAD_GATEWAY
-    } else {
-        status
+    // The attributes' own failure status (404, 401, 502…) unless the form already failed.
+    let status = match failed {
+        Some(f) if status.is_success() => f,
+        _ => status,
     };
     let locked_by_other = i.lock.locked && own.is_none();
     let title = format!("Import from {}", i.psa_name);
