@@ -945,34 +945,22 @@ async fn set_msp(State(app): State<App>, Posted { session: s, form }: Posted) ->
             )
         }
         Err(e) => {
-            let mut p = Problems::default();
-            let invalid = wizard::field_errors(&e);
-            if !invalid.is_empty() {
-                for v in invalid {
-                    let field = match v.field.as_ref() {
-                        "base_url" => "msp_base_url",
-                        "api_key" => "msp_api_key",
-                        other => other,
+            // Worded as the wizard's pages word it; an empty key is refused next to its field.
+            let p = match &e.0 {
+                Error::Msp(MspError::CredentialsRequired(_)) => {
+                    let mut p = Problems::default();
+                    p.field("msp_api_key", msp::messages::CREDENTIALS_REQUIRED);
+                    p
+                }
+                other => {
+                    let rename = |f: &str| match f {
+                        "base_url" => Some("msp_base_url".to_owned()),
+                        "api_key" => Some("msp_api_key".to_owned()),
+                        _ => None,
                     };
-                    p.field(field, ui::sentence(&v.reason));
+                    crate::console::msp::problems_of(other, &rename).1
                 }
-            } else {
-                match &e.0 {
-                    Error::Msp(MspError::CredentialsRequired(_)) => {
-                        p.field("msp_api_key", msp::messages::CREDENTIALS_REQUIRED);
-                    }
-                    Error::Msp(m) => {
-                        p.general(m.user_message());
-                        if let Some(detail) = m.to_string().lines().nth(1) {
-                            p.general(format!(
-                                "Detail: {}",
-                                detail.trim().trim_start_matches("detail: ")
-                            ));
-                        }
-                    }
-                    other => p.general(message_of(other)),
-                }
-            }
+            };
             refuse(&app, &s, Which::Msp, &form, p).await
         }
     }

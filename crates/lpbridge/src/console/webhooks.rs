@@ -64,19 +64,7 @@ fn detail_url(id: &str) -> String {
 
 /// The subscription `id`, if the principal may use its connection (as the JSON API checks).
 async fn visible(app: &App, s: &Session, id: &str) -> Result<WebhookSummary, Error> {
-    let w = app
-        .store
-        .webhook_summary(id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no webhook {:?}", lp_types::shown(id))))?;
-    let conn = ConnectionId::new(w.connection_id.clone())?;
-    if !s.key.may_use(&conn) {
-        return Err(Error::Forbidden(format!(
-            "{} may not use connection {:?}",
-            s.label, w.connection_id
-        )));
-    }
-    Ok(w)
+    crate::events::http::webhook_for(app, &s.key, &s.label, id).await
 }
 
 async fn usable_connections(app: &App, s: &Session) -> Result<Vec<ConnectionSummary>, Error> {

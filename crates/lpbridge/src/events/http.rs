@@ -265,16 +265,27 @@ fn webhook_json(w: &WebhookSummary) -> Value {
 
 /// The subscription `id`, if the caller's key may use its connection (403 otherwise).
 async fn visible_webhook(app: &App, c: &Caller, id: &str) -> Result<WebhookSummary, Error> {
+    webhook_for(app, &c.0, &format!("API key {}", c.0.id), id).await
+}
+
+/// The subscription `id` when `key` may use its connection (403 naming `who` otherwise): the
+/// JSON API and the console check webhooks so.
+pub(crate) async fn webhook_for(
+    app: &App,
+    key: &crate::store::ApiKeyInfo,
+    who: &str,
+    id: &str,
+) -> Result<WebhookSummary, Error> {
     let w = app
         .store
         .webhook_summary(id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no webhook {id:?}")))?;
     let conn = ConnectionId::new(w.connection_id.clone())?;
-    if !c.0.may_use(&conn) {
+    if !key.may_use(&conn) {
         return Err(Error::Forbidden(format!(
-            "API key {} may not use connection {:?}",
-            c.0.id, w.connection_id
+            "{who} may not use connection {:?}",
+            w.connection_id
         )));
     }
     Ok(w)

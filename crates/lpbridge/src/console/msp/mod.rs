@@ -188,7 +188,10 @@ fn locked_alert(holder: Option<&str>, until: Option<&DateTime<Utc>>) -> Markup {
 
 /// The problems of a refused wizard call, worded as the product words them: invalid values
 /// next to their fields (renamed by `rename`); the product's message and its detail otherwise.
-fn problems_of(e: &Error, rename: &dyn Fn(&str) -> Option<String>) -> (StatusCode, Problems) {
+pub(crate) fn problems_of(
+    e: &Error,
+    rename: &dyn Fn(&str) -> Option<String>,
+) -> (StatusCode, Problems) {
     let (status, p) = Problems::from_error(e, rename);
     let Error::Msp(m) = e else {
         return (status, p);
